@@ -1,0 +1,174 @@
+//! The application: binds the listener, starts the HTTP server, the worker pool and the
+//! maintenance loops, and owns the stop order.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpServer, web};
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::jobs::Registry;
+use crate::maintenance;
+use crate::queue::{Queue, QueueError, RedisHandle, Retention};
+use crate::shutdown::Shutdown;
+use crate::worker::{Backoff, Pool, PoolSettings};
+
+/// Longer than Heroku's router idle timeout (55 s at the router, 90 s for keep-alive), so the
+/// router, not this process, closes idle connections.
+const KEEP_ALIVE: Duration = Duration::from_secs(95);
+
+/// Why the application could not start.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// The port could not be bound, or a runtime not started.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The Redis URL is unusable.
+    #[error("{0}")]
+    Queue(#[from] QueueError),
+}
+
+/// A built application, its port bound, ready to run.
+pub struct App {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    queue: Queue,
+    listener: Option<TcpListener>,
+    process: String,
+}
+
+impl App {
+    /// Binds `0.0.0.0:$PORT` (unless the role is worker-only) and prepares the queue. Connects
+    /// to nothing yet: the port is bound whether or not Redis is up.
+    pub fn build(config: Config, registry: Registry) -> Result<App, AppError> {
+        let listener = if config.serves_http() {
+            let listener = TcpListener::bind(("0.0.0.0", config.port))?;
+            listener.set_nonblocking(true)?;
+            Some(listener)
+        } else {
+            None
+        };
+        let redis = RedisHandle::open(&config.redis_url)?;
+        let queue = Queue::new(
+            redis,
+            &config.redis_prefix,
+            Retention {
+                job: config.job_retention,
+                dead: config.dead_retention,
+                dead_max: config.dead_max,
+            },
+        );
+        // A fresh identity per boot: during a restart Heroku runs the old and new web.1 side by side.
+        let boot = uuid::Uuid::now_v7().simple().to_string();
+        let process = format!(
+            "{}-{}",
+            config.dyno.as_deref().unwrap_or("local"),
+            &boot[boot.len() - 12..]
+        );
+        Ok(App {
+            config: Arc::new(config),
+            registry: Arc::new(registry),
+            queue,
+            listener,
+            process,
+        })
+    }
+
+    /// The bound port, if this process serves HTTP.
+    pub fn port(&self) -> Option<u16> {
+        self.listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
+    /// Runs until `shutdown`, then stops HTTP and drains the workers at once, and returns when
+    /// both are done (always before `SHUTDOWN_TIMEOUT`).
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {
+        let config = self.config.clone();
+        self.queue.redis().spawn_connect(shutdown.clone());
+        maintenance::spawn(self.queue.clone(), shutdown.clone());
+
+        // Handlers run on a runtime of their own: a job that hogs its threads cannot delay HTTP
+        // (actix's own threads), heartbeats, or the writes that record outcomes.
+        let jobs_runtime = if config.runs_workers() {
+            Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .thread_name("onedyno-job")
+                    .enable_all()
+                    .build()?,
+            )
+        } else {
+            None
+        };
+        let pool = jobs_runtime.as_ref().map(|rt| {
+            let pool = Pool::new(
+                self.queue.clone(),
+                self.registry.clone(),
+                PoolSettings {
+                    concurrency: config.worker_concurrency,
+                    queues: config.queues.clone(),
+                    job_timeout: config.job_timeout,
+                    backoff: Backoff {
+                        base: config.retry_backoff_base,
+                        max: config.retry_backoff_max,
+                    },
+                },
+                self.process.clone(),
+                rt.handle().clone(),
+            );
+            tokio::spawn(pool.run(shutdown.clone()))
+        });
+
+        let server = match self.listener {
+            Some(listener) => {
+                let state = web::Data::new(AppState {
+                    queue: self.queue.clone(),
+                    registry: self.registry.clone(),
+                    config: config.clone(),
+                    shutdown: shutdown.clone(),
+                });
+                let grace = config.shutdown_timeout.as_secs().saturating_sub(2).max(1);
+                let server = HttpServer::new(move || http::app(state.clone()))
+                    .workers(config.web_concurrency)
+                    .keep_alive(KEEP_ALIVE)
+                    .disable_signals()
+                    .shutdown_timeout(grace)
+                    .listen(listener)?
+                    .run();
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some(handle)
+            }
+            None => None,
+        };
+        tracing::info!(
+            event = "app.started",
+            process = %self.process,
+            port = if config.serves_http() { config.port.to_string() } else { "none".to_string() },
+            workers = config.worker_concurrency,
+            http_threads = if server.is_some() { config.web_concurrency } else { 0 }
+        );
+
+        shutdown.requested().await;
+        let http_stopped = async {
+            if let Some(handle) = server {
+                handle.stop(true).await;
+            }
+        };
+        let workers_drained = async {
+            if let Some(pool) = pool {
+                let _ = pool.await;
+            }
+        };
+        tokio::join!(http_stopped, workers_drained);
+        if let Some(rt) = jobs_runtime {
+            rt.shutdown_background();
+        }
+        tracing::info!(event = "app.stopped", process = %self.process);
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Authentication: a bearer token when `API_TOKEN` is set, loopback clients only when it is not.
+
+use std::net::IpAddr;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web;
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+
+/// Paths served to anyone: the health check (Heroku and uptime monitors), and the dashboard's page
+/// itself, which holds no data and asks the user for the token to call the API with.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/health" | "/")
+}
+
+/// Rejects a request that is not authorised, before any handler runs.
+pub async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !is_public(req.path()) {
+        let token = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| state.config.api_token.clone());
+        match token {
+            Some(expected) => {
+                let given = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                if !token_matches(given, &expected) {
+                    return Err(ApiError::Unauthorized("missing or wrong bearer token").into());
+                }
+            }
+            None => {
+                if !req.peer_addr().is_some_and(|a| is_loopback(a.ip())) {
+                    return Err(ApiError::Unauthorized(
+                        "API_TOKEN is not set, so only loopback clients are served",
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+    next.call(req).await
+}
+
+/// Compares in constant time, so response timing does not reveal how much of a guess was right.
+fn token_matches(given: &str, expected: &str) -> bool {
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_must_match_exactly() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cre", "s3cret"));
+        assert!(!token_matches("", "s3cret"));
+        assert!(!token_matches("S3cret", "s3cret"));
+    }
+
+    #[test]
+    fn only_loopback_addresses_count_as_local() {
+        assert!(is_loopback("127.0.0.1".parse().unwrap()));
+        assert!(is_loopback("127.8.9.10".parse().unwrap()));
+        assert!(is_loopback("::1".parse().unwrap()));
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("10.1.2.3".parse().unwrap()));
+        assert!(!is_loopback("54.1.2.3".parse().unwrap()));
+        assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn health_and_the_dashboard_page_are_public() {
+        assert!(is_public("/health") && is_public("/"));
+        assert!(!is_public("/jobs") && !is_public("/queues"));
+    }
+}

@@ -1,0 +1,122 @@
+//! `ApiError`: every HTTP error, mapped to its status and JSON body in this one place.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use thiserror::Error;
+
+use crate::queue::QueueError;
+
+/// Seconds a client is told to wait when Redis is unavailable.
+const RETRY_AFTER_SECS: &str = "2";
+
+/// An error answered as `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// 400: a header is unusable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no or wrong token, or a non-loopback client while no token is configured.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the job is in a state that does not allow this.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit (`MAX_BODY_BYTES`).
+        limit: usize,
+    },
+    /// 415.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed JSON that says something invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// 503: Redis cannot take the request now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 503: the process is shutting down.
+    #[error("shutting down")]
+    Draining,
+    /// 500.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Invalid(_) => "invalid",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Draining => "draining",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> ApiError {
+        match e {
+            QueueError::Unavailable(_) => ApiError::Unavailable("Redis is unavailable; try again shortly".into()),
+            QueueError::Full(_) => ApiError::Unavailable("Redis is out of memory; try again later".into()),
+            QueueError::Redis(m) | QueueError::Corrupt(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) | ApiError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        // The detail of an internal error goes to the log, not to the client.
+        let message = match self {
+            ApiError::Internal(detail) => {
+                tracing::error!(event = "http.internal_error", error = %detail);
+                "internal error".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(json!({ "error": { "code": self.code(), "message": message } }))
+    }
+}

@@ -1,0 +1,242 @@
+//! `/jobs`: enqueue, read, cancel, retry, and list dead jobs.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, FixedOffset};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::{canonical, read_json};
+use super::{ApiError, AppState};
+use crate::config::valid_queue_name;
+use crate::queue::{Cancelled, Enqueued, JobRecord, NewJob, Retried, RunAt};
+
+/// The longest `delay` accepted, and the furthest `run_at`.
+const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+/// The longest per-job `timeout` accepted.
+const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most attempts a job may ask for.
+const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+/// The longest `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The body of `POST /jobs`. Unknown fields are refused, so a typo is an error, not a default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnqueueRequest {
+    kind: String,
+    #[serde(default = "empty_object")]
+    args: Value,
+    queue: Option<String>,
+    delay: Option<f64>,
+    run_at: Option<DateTime<FixedOffset>>,
+    max_attempts: Option<u32>,
+    timeout: Option<f64>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+fn seconds(field: &str, value: f64, max: Duration) -> Result<Duration, ApiError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| *d <= max)
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "{field} must be a number of seconds from 0 to {}",
+                max.as_secs()
+            ))
+        })
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+fn location(id: &str) -> (header::HeaderName, String) {
+    (header::LOCATION, format!("/jobs/{id}"))
+}
+
+/// `POST /jobs`: 202 once the job is stored in Redis; 200 for a repeated `Idempotency-Key`.
+pub async fn enqueue(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json(&req, payload, state.config.max_body_bytes).await?;
+    let idempotency = idempotency_key(&req)?;
+    let fingerprint = idempotency.as_ref().map(|_| canonical(&body));
+    let request: EnqueueRequest =
+        serde_json::from_value(body).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    state
+        .registry
+        .validate(&request.kind, &request.args)
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let queue = request.queue.unwrap_or_else(|| "default".to_string());
+    if !valid_queue_name(&queue) {
+        return Err(ApiError::Invalid(
+            "queue must be 1 to 64 of A-Z a-z 0-9 _ - .".into(),
+        ));
+    }
+    let when = match (request.delay, request.run_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Invalid("give delay or run_at, not both".into()));
+        }
+        (Some(delay), None) => RunAt::After(seconds("delay", delay, MAX_DELAY)?),
+        (None, Some(at)) => {
+            let at = at.timestamp_millis();
+            let latest = chrono::Utc::now().timestamp_millis() + MAX_DELAY.as_millis() as i64;
+            if at > latest {
+                return Err(ApiError::Invalid("run_at is more than a year away".into()));
+            }
+            RunAt::At(at)
+        }
+        (None, None) => RunAt::Now,
+    };
+    let max_attempts = request.max_attempts.unwrap_or(state.config.max_attempts);
+    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+        return Err(ApiError::Invalid(format!(
+            "max_attempts must be from 1 to {MAX_ATTEMPTS_LIMIT}"
+        )));
+    }
+    let timeout = request
+        .timeout
+        .map(|t| seconds("timeout", t, MAX_TIMEOUT))
+        .transpose()?;
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(ApiError::Invalid("timeout must be more than 0".into()));
+    }
+    let job = NewJob {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: request.kind,
+        queue,
+        args: request.args,
+        max_attempts,
+        timeout,
+        when,
+        idempotency: idempotency.zip(fingerprint),
+    };
+    match state.queue.enqueue(job).await? {
+        Enqueued::Created(job) => {
+            tracing::info!(
+                event = "job.enqueued",
+                job_id = %job.id,
+                kind = %job.kind,
+                queue = %job.queue,
+                status = ?job.status
+            );
+            Ok(HttpResponse::Accepted()
+                .insert_header(location(&job.id))
+                .json(job))
+        }
+        Enqueued::Existing(job) => Ok(HttpResponse::Ok()
+            .insert_header(location(&job.id))
+            .json(job)),
+        Enqueued::KeyReused => Err(ApiError::Invalid(
+            "this Idempotency-Key was used with a different request".into(),
+        )),
+    }
+}
+
+/// Ids are UUIDs; anything else cannot name a job (and never reaches Redis).
+fn job_id(id: &str) -> Result<&str, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| id)
+        .map_err(|_| ApiError::NotFound(format!("no job {id}")))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no job {id}"))
+}
+
+/// `GET /jobs/{id}`.
+pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = job_id(&id)?;
+    let job = state.queue.get(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(HttpResponse::Ok().json(job))
+}
+
+fn status_name(job: &JobRecord) -> String {
+    serde_json::to_value(job.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// `DELETE /jobs/{id}`: cancel.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = job_id(&id)?;
+    match state.queue.cancel(id).await? {
+        Cancelled::Missing => Err(not_found(id)),
+        Cancelled::Finished(job) => Err(ApiError::Conflict(format!(
+            "job {id} is already {}",
+            status_name(&job)
+        ))),
+        Cancelled::Cancelled(job) => {
+            tracing::info!(event = "job.cancelled", job_id = %job.id, kind = %job.kind, queue = %job.queue);
+            Ok(HttpResponse::Ok().json(job))
+        }
+    }
+}
+
+/// `POST /jobs/{id}/retry`: run a dead or cancelled job again.
+pub async fn retry(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = job_id(&id)?;
+    match state.queue.retry(id).await? {
+        Retried::Missing => Err(not_found(id)),
+        Retried::Conflict(job) => Err(ApiError::Conflict(format!(
+            "only dead or cancelled jobs can be retried; job {id} is {}{}",
+            status_name(&job),
+            if job.lease.is_some() { " and still stopping" } else { "" }
+        ))),
+        Retried::Queued(job) => {
+            tracing::info!(event = "job.retried", job_id = %job.id, kind = %job.kind, queue = %job.queue);
+            Ok(HttpResponse::Accepted()
+                .insert_header(location(&job.id))
+                .json(job))
+        }
+    }
+}
+
+/// Query of `GET /jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: String,
+    limit: Option<usize>,
+}
+
+/// `GET /jobs?status=dead&limit=50`: the most recent dead jobs, newest first.
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if query.status != "dead" {
+        return Err(ApiError::Invalid("only status=dead can be listed".into()));
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let jobs = state.queue.dead_jobs(limit).await?;
+    Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })))
+}

@@ -1,0 +1,132 @@
+//! The registry: job kinds by name, with their arguments type-checked at enqueue time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use super::handler::{Handler, JobContext, JobError};
+
+/// Why a job cannot be started or accepted.
+#[derive(Debug, Error, PartialEq)]
+pub enum KindError {
+    /// No handler is registered under this name.
+    #[error("unknown job kind {0:?}")]
+    Unknown(String),
+    /// The arguments do not fit the handler's `Args`.
+    #[error("invalid args for {kind:?}: {reason}")]
+    InvalidArgs {
+        /// The kind.
+        kind: String,
+        /// What serde said.
+        reason: String,
+    },
+}
+
+type Start = Box<
+    dyn Fn(Value, JobContext) -> Result<BoxFuture<'static, Result<Value, JobError>>, String>
+        + Send
+        + Sync,
+>;
+
+struct Entry {
+    check: fn(&Value) -> Result<(), String>,
+    start: Start,
+}
+
+/// Job kinds by name.
+#[derive(Default)]
+pub struct Registry {
+    kinds: BTreeMap<String, Entry>,
+}
+
+fn check_args<A: serde::de::DeserializeOwned>(args: &Value) -> Result<(), String> {
+    A::deserialize(args).map(|_| ()).map_err(|e| e.to_string())
+}
+
+impl Registry {
+    /// An empty registry (see [`super::registry`] for one with the built-in kinds).
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Registers `handler` under `kind`, replacing any handler of that name.
+    pub fn register<H: Handler>(&mut self, kind: impl Into<String>, handler: H) -> &mut Registry {
+        let handler = Arc::new(handler);
+        let start: Start = Box::new(move |args, ctx| {
+            let args = H::Args::deserialize(args).map_err(|e| e.to_string())?;
+            let handler = handler.clone();
+            Ok(Box::pin(async move { handler.run(args, ctx).await }))
+        });
+        self.kinds.insert(
+            kind.into(),
+            Entry {
+                check: check_args::<H::Args>,
+                start,
+            },
+        );
+        self
+    }
+
+    /// Checks that `kind` exists and `args` fit it.
+    pub fn validate(&self, kind: &str, args: &Value) -> Result<(), KindError> {
+        let entry = self
+            .kinds
+            .get(kind)
+            .ok_or_else(|| KindError::Unknown(kind.to_string()))?;
+        (entry.check)(args).map_err(|reason| KindError::InvalidArgs {
+            kind: kind.to_string(),
+            reason,
+        })
+    }
+
+    /// Builds the future of one attempt.
+    pub fn start(
+        &self,
+        kind: &str,
+        args: Value,
+        ctx: JobContext,
+    ) -> Result<BoxFuture<'static, Result<Value, JobError>>, KindError> {
+        let entry = self
+            .kinds
+            .get(kind)
+            .ok_or_else(|| KindError::Unknown(kind.to_string()))?;
+        (entry.start)(args, ctx).map_err(|reason| KindError::InvalidArgs {
+            kind: kind.to_string(),
+            reason,
+        })
+    }
+
+    /// The registered names, sorted.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.kinds.keys().map(String::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn args_are_checked_against_the_handler_type() {
+        let registry = super::super::registry();
+        assert_eq!(registry.validate("echo", &json!({"any": [1]})), Ok(()));
+        assert_eq!(registry.validate("sleep", &json!({"ms": 5})), Ok(()));
+        assert!(matches!(
+            registry.validate("sleep", &json!({"ms": "soon"})),
+            Err(KindError::InvalidArgs { .. })
+        ));
+        assert_eq!(
+            registry.validate("nope", &json!({})),
+            Err(KindError::Unknown("nope".into()))
+        );
+        assert_eq!(
+            registry.kinds(),
+            vec!["echo", "fail", "noop", "sleep", "steps"]
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! `steps`: `{"steps": n, "step_ms": m}` does n steps of m ms, with a checkpoint after each, and
+//! resumes from the last checkpoint on a later attempt. Result: `{"completed": n, "resumed_from": k}`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Handler, JobContext, JobError};
+
+/// Arguments of `steps`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepsArgs {
+    /// How many steps.
+    pub steps: u32,
+    /// How long each step takes, in ms.
+    pub step_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    completed: u32,
+}
+
+/// A long job that survives interruptions.
+pub struct Steps;
+
+impl Handler for Steps {
+    type Args = StepsArgs;
+
+    async fn run(&self, args: StepsArgs, ctx: JobContext) -> Result<Value, JobError> {
+        let resumed_from = ctx
+            .checkpoint::<Checkpoint>()
+            .map_or(0, |c| c.completed.min(args.steps));
+        for step in resumed_from..args.steps {
+            ctx.sleep(Duration::from_millis(args.step_ms))
+                .await
+                .map_err(|_| JobError::new(format!("interrupted after {step} steps")))?;
+            let done = Checkpoint { completed: step + 1 };
+            ctx.save_checkpoint(&done).await?;
+            ctx.progress(&json!({ "completed": step + 1, "steps": args.steps })).await?;
+        }
+        Ok(json!({ "completed": args.steps, "resumed_from": resumed_from }))
+    }
+}

@@ -1,0 +1,243 @@
+//! The job record as stored in its Redis hash, and as the API shows it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use super::error::QueueError;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for its `run_at`.
+    Scheduled,
+    /// Ready, in its queue.
+    Queued,
+    /// A worker holds it.
+    Running,
+    /// Failed, waiting for its next attempt.
+    Retrying,
+    /// Done.
+    Succeeded,
+    /// Failed `max_attempts` times, or permanently; kept for inspection.
+    Dead,
+    /// Cancelled through the API.
+    Cancelled,
+}
+
+impl JobStatus {
+    fn parse(s: &str) -> Option<JobStatus> {
+        serde_json::from_value(Value::String(s.to_string())).ok()
+    }
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// Which attempt failed (1-based).
+    pub attempt: u32,
+    /// When, in ms since the epoch (shown as RFC 3339).
+    #[serde(serialize_with = "ms_as_rfc3339")]
+    pub at: i64,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    /// Sortable id (UUIDv7).
+    pub id: String,
+    /// The registered handler's name.
+    pub kind: String,
+    /// The queue it runs from.
+    pub queue: String,
+    /// The handler's arguments.
+    pub args: Value,
+    /// Where it is in its life.
+    pub status: JobStatus,
+    /// How many times a worker has started it.
+    pub attempts: u32,
+    /// Failed attempts counted against `max_attempts` (reset by a manual retry).
+    #[serde(skip)]
+    pub failures: u32,
+    /// Failed attempts allowed before it is dead.
+    pub max_attempts: u32,
+    /// Its own time limit, when it has one.
+    #[serde(serialize_with = "opt_duration_secs")]
+    pub timeout: Option<Duration>,
+    /// One entry per failed attempt (the most recent ones).
+    pub errors: Vec<AttemptError>,
+    /// What the handler returned.
+    pub result: Option<Value>,
+    /// The latest progress the handler reported.
+    pub progress: Option<Value>,
+    /// State saved by the handler for the next attempt.
+    #[serde(skip)]
+    pub checkpoint: Option<Value>,
+    /// Created (ms since the epoch).
+    #[serde(serialize_with = "ms_as_rfc3339")]
+    pub created_at: i64,
+    /// When it was (or is) due to run.
+    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    pub run_at: Option<i64>,
+    /// When the latest attempt started.
+    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    pub started_at: Option<i64>,
+    /// When it reached a final status.
+    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    pub finished_at: Option<i64>,
+    /// When it last became ready (for queue latency).
+    #[serde(skip)]
+    pub enqueued_at: Option<i64>,
+    /// The current lease, while a worker holds it.
+    #[serde(skip)]
+    pub lease: Option<String>,
+}
+
+impl JobRecord {
+    /// Reads a record from the flat field/value list HGETALL returns.
+    pub fn from_fields(fields: Vec<String>) -> Result<JobRecord, QueueError> {
+        let mut map: HashMap<String, String> = HashMap::with_capacity(fields.len() / 2);
+        let mut it = fields.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            map.insert(k, v);
+        }
+        JobRecord::from_map(map)
+    }
+
+    /// Reads a record from its hash fields.
+    pub fn from_map(mut map: HashMap<String, String>) -> Result<JobRecord, QueueError> {
+        let id = map
+            .remove("id")
+            .ok_or_else(|| QueueError::Corrupt("job without id".into()))?;
+        let corrupt = |field: &str| QueueError::Corrupt(format!("job {id}: bad {field}"));
+        let json = |v: Option<String>, field: &str| -> Result<Option<Value>, QueueError> {
+            v.map(|s| serde_json::from_str(&s).map_err(|_| corrupt(field)))
+                .transpose()
+        };
+        let int = |v: Option<String>, field: &str| -> Result<Option<i64>, QueueError> {
+            v.map(|s| s.parse::<i64>().map_err(|_| corrupt(field)))
+                .transpose()
+        };
+        let status = map
+            .get("status")
+            .and_then(|s| JobStatus::parse(s))
+            .ok_or_else(|| corrupt("status"))?;
+        let errors = match map.remove("errors") {
+            Some(s) => parse_errors(&s).ok_or_else(|| corrupt("errors"))?,
+            None => Vec::new(),
+        };
+        Ok(JobRecord {
+            kind: map.remove("kind").ok_or_else(|| corrupt("kind"))?,
+            queue: map.remove("queue").ok_or_else(|| corrupt("queue"))?,
+            args: json(map.remove("args"), "args")?.unwrap_or(Value::Null),
+            status,
+            attempts: int(map.remove("attempts"), "attempts")?.unwrap_or(0) as u32,
+            failures: int(map.remove("failures"), "failures")?.unwrap_or(0) as u32,
+            max_attempts: int(map.remove("max_attempts"), "max_attempts")?.unwrap_or(1) as u32,
+            timeout: int(map.remove("timeout_ms"), "timeout_ms")?
+                .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            errors,
+            result: json(map.remove("result"), "result")?,
+            progress: json(map.remove("progress"), "progress")?,
+            checkpoint: json(map.remove("checkpoint"), "checkpoint")?,
+            created_at: int(map.remove("created_at"), "created_at")?.unwrap_or(0),
+            run_at: int(map.remove("run_at"), "run_at")?,
+            started_at: int(map.remove("started_at"), "started_at")?,
+            finished_at: int(map.remove("finished_at"), "finished_at")?,
+            enqueued_at: int(map.remove("enqueued_at"), "enqueued_at")?,
+            lease: map.remove("lease"),
+            id,
+        })
+    }
+}
+
+/// Lua's cjson writes numbers as doubles (`1.7e12` style is possible); accept any JSON number.
+fn parse_errors(s: &str) -> Option<Vec<AttemptError>> {
+    let values: Vec<Value> = serde_json::from_str(s).ok()?;
+    values
+        .into_iter()
+        .map(|v| {
+            Some(AttemptError {
+                attempt: v.get("attempt")?.as_f64()? as u32,
+                at: v.get("at")?.as_f64()? as i64,
+                message: v.get("message")?.as_str()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Formats ms since the epoch as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn ms_as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
+fn opt_ms_as_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
+fn opt_duration_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<String> {
+        pairs
+            .iter()
+            .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+            .collect()
+    }
+
+    #[test]
+    fn a_stored_hash_reads_back_and_shows_as_api_json() {
+        let job = JobRecord::from_fields(fields(&[
+            ("id", "j1"),
+            ("kind", "echo"),
+            ("queue", "default"),
+            ("args", r#"{"a":1}"#),
+            ("status", "retrying"),
+            ("attempts", "2"),
+            ("failures", "2"),
+            ("max_attempts", "5"),
+            ("errors", r#"[{"attempt":1,"at":1.7e12,"message":"boom"}]"#),
+            ("created_at", "1700000000000"),
+            ("run_at", "1700000000500"),
+            ("lease", "p:2"),
+        ]))
+        .unwrap();
+        assert_eq!(job.status, JobStatus::Retrying);
+        assert_eq!(job.errors[0].at, 1_700_000_000_000);
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["created_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(json["errors"][0]["message"], "boom");
+        assert_eq!(json["args"]["a"], 1);
+        assert!(json.get("lease").is_none() && json.get("checkpoint").is_none());
+        assert_eq!(json["finished_at"], Value::Null);
+    }
+
+    #[test]
+    fn a_broken_hash_is_an_error_not_a_panic() {
+        assert!(JobRecord::from_fields(fields(&[("kind", "echo")])).is_err());
+        assert!(JobRecord::from_fields(fields(&[("id", "x"), ("status", "weird")])).is_err());
+    }
+}

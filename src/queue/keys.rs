@@ -1,0 +1,101 @@
+//! Key names. Every key starts with `{prefix}:`, a hash tag, so that all of one deployment's keys
+//! live in one Redis Cluster slot and every script may touch any of them.
+
+/// The key namespace of one deployment (`REDIS_PREFIX`).
+#[derive(Clone, Debug)]
+pub struct Keys {
+    base: String,
+}
+
+impl Keys {
+    /// Keys under `{prefix}:`.
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            base: format!("{{{prefix}}}:"),
+        }
+    }
+
+    /// `{prefix}:`, passed to scripts that build job and queue keys themselves.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The job record (hash).
+    pub fn job(&self, id: &str) -> String {
+        format!("{}job:{id}", self.base)
+    }
+
+    /// A queue's ready list.
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}queue:{name}", self.base)
+    }
+
+    /// The set of queue names jobs have been sent to.
+    pub fn queues(&self) -> String {
+        format!("{}queues", self.base)
+    }
+
+    /// A process's in-flight list.
+    pub fn inflight(&self, process: &str) -> String {
+        format!("{}inflight:{process}", self.base)
+    }
+
+    /// A process's heartbeat (string with a TTL).
+    pub fn heartbeat(&self, process: &str) -> String {
+        format!("{}process:{process}", self.base)
+    }
+
+    /// The set of registered processes.
+    pub fn processes(&self) -> String {
+        format!("{}processes", self.base)
+    }
+
+    /// Delayed jobs, by due time.
+    pub fn scheduled(&self) -> String {
+        format!("{}scheduled", self.base)
+    }
+
+    /// Failed jobs waiting for their next attempt, by due time.
+    pub fn retry(&self) -> String {
+        format!("{}retry", self.base)
+    }
+
+    /// Dead jobs, by time of death.
+    pub fn dead(&self) -> String {
+        format!("{}dead", self.base)
+    }
+
+    /// The pub/sub channel that says a queue has a ready job.
+    pub fn wake_channel(&self) -> String {
+        format!("{}wake", self.base)
+    }
+
+    /// The pub/sub channel that says a running job was cancelled.
+    pub fn cancel_channel(&self) -> String {
+        format!("{}cancel", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_the_prefix_hash_tag() {
+        let k = Keys::new("app");
+        for key in [
+            k.job("1"),
+            k.queue("default"),
+            k.queues(),
+            k.inflight("p"),
+            k.heartbeat("p"),
+            k.processes(),
+            k.scheduled(),
+            k.retry(),
+            k.dead(),
+        ] {
+            assert!(key.starts_with("{app}:"), "{key}");
+        }
+        assert_eq!(k.job("x"), format!("{}job:x", k.base()));
+    }
+}

@@ -1,0 +1,625 @@
+//! Queue storage: the only code that knows Redis keys.
+//!
+//! # Data model
+//! Every key starts with `{prefix}:` (a hash tag: one Redis Cluster slot for all of them).
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `job:{id}` | hash | the record: `id kind queue args status attempts failures max_attempts timeout_ms errors result progress checkpoint created_at run_at enqueued_at started_at finished_at lease owner cancel idem_key idem_fp` (times in ms since the epoch, JSON values as text) |
+//! | `queue:{name}` | list | ids ready to run; new ones are pushed on the left, workers take from the right, an interrupted job goes back on the right (first) |
+//! | `queues` | set | every queue name a job was sent to (for `GET /queues`) |
+//! | `inflight:{process}` | list | ids a process holds; a job is always in exactly one queue or one in-flight list |
+//! | `process:{process}` | string, TTL | the process's heartbeat; its expiry means the process is gone |
+//! | `processes` | set | registered processes, which the reaper walks |
+//! | `scheduled` | zset | delayed jobs by due time (ms) |
+//! | `retry` | zset | failed jobs by the time of their next attempt |
+//! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
+//! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
+//!
+//! Pub/sub channels `wake` (a queue got a ready job) and `cancel` (a running job was cancelled)
+//! carry hints only: every process also polls, so a lost message delays work but never loses it.
+//!
+//! Every change of state is one Lua script (see `scripts/`), and every write a worker makes for a
+//! job it fetched checks the job's `lease` in the same script, so a process that lost its lease
+//! (it stalled past its heartbeat and was reaped) cannot overwrite what the next owner does.
+//! Scripts read the clock from Redis (`TIME`), so dynos with skewed clocks agree on due times.
+
+mod connection;
+mod error;
+mod events;
+mod job;
+mod keys;
+mod scripts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use connection::RedisHandle;
+pub use error::QueueError;
+pub use events::QueueEvent;
+pub use job::{AttemptError, JobRecord, JobStatus, rfc3339};
+pub use keys::Keys;
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How many failed-attempt entries a job keeps (the most recent).
+const ERRORS_KEPT: usize = 25;
+
+/// Jobs and sets promoted per call, per set, so one call stays short.
+const PROMOTE_BATCH: usize = 500;
+
+/// Retention and limits the scripts apply.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// How long a succeeded or cancelled job stays readable.
+    pub job: Duration,
+    /// How long a dead job is kept.
+    pub dead: Duration,
+    /// How many dead jobs are kept at most.
+    pub dead_max: u64,
+}
+
+/// The job queue in Redis.
+#[derive(Clone)]
+pub struct Queue {
+    redis: RedisHandle,
+    keys: Keys,
+    retention: Arc<Retention>,
+}
+
+/// A job to store.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (UUIDv7).
+    pub id: String,
+    /// The handler's name.
+    pub kind: String,
+    /// The queue it goes to.
+    pub queue: String,
+    /// The handler's arguments.
+    pub args: Value,
+    /// Failed attempts allowed.
+    pub max_attempts: u32,
+    /// Its own time limit, if any.
+    pub timeout: Option<Duration>,
+    /// When to run it.
+    pub when: RunAt,
+    /// The `Idempotency-Key` and the fingerprint of the request that came with it.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// When a new job becomes ready.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunAt {
+    /// Now.
+    Now,
+    /// After this long (measured on Redis's clock).
+    After(Duration),
+    /// At this time (ms since the epoch); a past time means now.
+    At(i64),
+}
+
+/// What `enqueue` did.
+#[derive(Debug)]
+pub enum Enqueued {
+    /// Stored a new job.
+    Created(JobRecord),
+    /// The idempotency key was seen before, with the same request: here is the job it created.
+    Existing(JobRecord),
+    /// The idempotency key was seen before with a different request.
+    KeyReused,
+}
+
+/// What `cancel` did.
+#[derive(Debug)]
+pub enum Cancelled {
+    /// No such job.
+    Missing,
+    /// Too late: the job succeeded or is dead.
+    Finished(JobRecord),
+    /// Cancelled (a running job's owner is told to stop).
+    Cancelled(JobRecord),
+}
+
+/// What `retry` did.
+#[derive(Debug)]
+pub enum Retried {
+    /// No such job.
+    Missing,
+    /// Only dead or cancelled jobs (that no worker still holds) can be retried.
+    Conflict(JobRecord),
+    /// Queued again.
+    Queued(JobRecord),
+}
+
+/// What `fetch` found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// This process has no live heartbeat; it must register before it may fetch.
+    Unregistered,
+    /// The jobs now leased to this process (possibly none).
+    Jobs(Vec<Lease>),
+}
+
+/// What a heartbeat learned.
+#[derive(Debug)]
+pub struct Beat {
+    /// A reaper released this process: every lease it held is void.
+    pub reaped: bool,
+    /// Ids of this process's running jobs that were cancelled through the API.
+    pub cancelled: Vec<String>,
+}
+
+/// A snapshot of every queue, for `GET /queues`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    /// Per queue.
+    pub queues: Vec<QueueStats>,
+    /// Jobs waiting for their `run_at`.
+    pub scheduled: u64,
+    /// Failed jobs waiting for their next attempt.
+    pub retrying: u64,
+    /// Dead jobs kept for inspection.
+    pub dead: u64,
+    /// Registered worker processes.
+    pub processes: u64,
+}
+
+/// One queue's numbers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueStats {
+    /// Its name.
+    pub name: String,
+    /// Jobs waiting in it.
+    pub depth: u64,
+    /// Seconds the oldest waiting job has waited.
+    pub latency: f64,
+    /// Its jobs being worked now.
+    pub running: u64,
+}
+
+/// How a failed attempt goes on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NextAttempt {
+    /// Retry after this long (if attempts are left).
+    RetryAfter(Duration),
+    /// Do not retry: the job is dead now.
+    Never,
+}
+
+/// The outcome of writing a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// A retry is scheduled.
+    Retrying,
+    /// The job is dead.
+    Dead,
+    /// It had been cancelled; it is finished as cancelled.
+    Cancelled,
+    /// The lease was no longer ours; nothing was written.
+    LeaseLost,
+}
+
+/// The outcome of giving a job back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueOutcome {
+    /// Back at the front of its queue.
+    Queued,
+    /// It had been cancelled; it is finished as cancelled.
+    Cancelled,
+    /// The lease was no longer ours; nothing was written.
+    LeaseLost,
+}
+
+/// Which piece of a running job's state to save.
+#[derive(Debug, Clone, Copy)]
+pub enum StateField {
+    /// Shown in `GET /jobs/{id}`.
+    Progress,
+    /// Read back by the next attempt.
+    Checkpoint,
+}
+
+fn script_tag(tag: &str, field: &str) -> QueueError {
+    QueueError::Corrupt(format!("unexpected {field} reply {tag:?}"))
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+impl Queue {
+    /// A queue in `redis` under `prefix`.
+    pub fn new(redis: RedisHandle, prefix: &str, retention: Retention) -> Queue {
+        Queue {
+            redis,
+            keys: Keys::new(prefix),
+            retention: Arc::new(retention),
+        }
+    }
+
+    /// The Redis handle (for health checks and the connection task).
+    pub fn redis(&self) -> &RedisHandle {
+        &self.redis
+    }
+
+    /// The key names.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Stores a job; it is in Redis when this returns `Created`.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (delay, run_at) = match job.when {
+            RunAt::Now => (String::new(), String::new()),
+            RunAt::After(d) => (ms(d).to_string(), String::new()),
+            RunAt::At(at) => (String::new(), at.to_string()),
+        };
+        let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
+        let args = serde_json::to_string(&job.args)
+            .map_err(|e| QueueError::Corrupt(format!("args: {e}")))?;
+        let (tag, same, fields): (String, i64, Vec<String>) = scripts::ENQUEUE
+            .key(self.keys.scheduled())
+            .key(self.keys.queues())
+            .arg(self.keys.base())
+            .arg(&job.id)
+            .arg(&job.kind)
+            .arg(&job.queue)
+            .arg(args)
+            .arg(job.max_attempts)
+            .arg(job.timeout.map(|t| ms(t).to_string()).unwrap_or_default())
+            .arg(delay)
+            .arg(run_at)
+            .arg(idem_key)
+            .arg(ms(IDEMPOTENCY_TTL))
+            .arg(fingerprint)
+            .invoke_async(&mut conn)
+            .await?;
+        match (tag.as_str(), same) {
+            ("created", _) => Ok(Enqueued::Created(JobRecord::from_fields(fields)?)),
+            ("existing", 1) => Ok(Enqueued::Existing(JobRecord::from_fields(fields)?)),
+            ("existing", _) => Ok(Enqueued::KeyReused),
+            _ => Err(script_tag(&tag, "enqueue")),
+        }
+    }
+
+    /// Reads a job.
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let fields: Vec<String> = redis::cmd("HGETALL")
+            .arg(self.keys.job(id))
+            .query_async(&mut conn)
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        JobRecord::from_fields(fields).map(Some)
+    }
+
+    /// The most recent dead jobs, newest first.
+    pub async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(self.keys.dead())
+            .arg(0)
+            .arg(limit.saturating_sub(1))
+            .query_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGETALL").arg(self.keys.job(id));
+        }
+        let records: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
+        records
+            .into_iter()
+            .filter(|fields| !fields.is_empty())
+            .map(JobRecord::from_fields)
+            .collect()
+    }
+
+    /// Cancels a job (see [`Cancelled`]).
+    pub async fn cancel(&self, id: &str) -> Result<Cancelled, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (tag, fields): (String, Vec<String>) = scripts::CANCEL
+            .key(self.keys.job(id))
+            .key(self.keys.scheduled())
+            .key(self.keys.retry())
+            .arg(self.keys.base())
+            .arg(ms(self.retention.job))
+            .invoke_async(&mut conn)
+            .await?;
+        match tag.as_str() {
+            "missing" => Ok(Cancelled::Missing),
+            "finished" => Ok(Cancelled::Finished(JobRecord::from_fields(fields)?)),
+            "ok" => Ok(Cancelled::Cancelled(JobRecord::from_fields(fields)?)),
+            _ => Err(script_tag(&tag, "cancel")),
+        }
+    }
+
+    /// Queues a dead or cancelled job again (see [`Retried`]).
+    pub async fn retry(&self, id: &str) -> Result<Retried, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (tag, fields): (String, Vec<String>) = scripts::RETRY
+            .key(self.keys.job(id))
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .invoke_async(&mut conn)
+            .await?;
+        match tag.as_str() {
+            "missing" => Ok(Retried::Missing),
+            "conflict" => Ok(Retried::Conflict(JobRecord::from_fields(fields)?)),
+            "ok" => Ok(Retried::Queued(JobRecord::from_fields(fields)?)),
+            _ => Err(script_tag(&tag, "retry")),
+        }
+    }
+
+    /// A snapshot of every queue; `always` are reported even when empty.
+    pub async fn stats(&self, always: &[String]) -> Result<Stats, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (scheduled, retrying, dead, processes, flat): (u64, u64, u64, u64, Vec<String>) =
+            scripts::STATS
+                .key(self.keys.queues())
+                .key(self.keys.processes())
+                .key(self.keys.scheduled())
+                .key(self.keys.retry())
+                .key(self.keys.dead())
+                .arg(self.keys.base())
+                .arg(always)
+                .invoke_async(&mut conn)
+                .await?;
+        let number = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| QueueError::Corrupt(format!("stats value {s:?}")))
+        };
+        let queues = flat
+            .chunks_exact(4)
+            .map(|c| {
+                Ok(QueueStats {
+                    name: c[0].clone(),
+                    depth: number(&c[1])?,
+                    latency: number(&c[2])? as f64 / 1000.0,
+                    running: number(&c[3])?,
+                })
+            })
+            .collect::<Result<Vec<_>, QueueError>>()?;
+        Ok(Stats {
+            queues,
+            scheduled,
+            retrying,
+            dead,
+            processes,
+        })
+    }
+
+    /// Leases up to `count` ready jobs to `process`, trying `queues` in order.
+    pub async fn fetch(
+        &self,
+        process: &str,
+        queues: &[String],
+        count: usize,
+    ) -> Result<Fetched, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let inflight = self.keys.inflight(process);
+        let (tag, jobs): (String, Vec<Vec<String>>) = scripts::FETCH
+            .key(&inflight)
+            .key(self.keys.heartbeat(process))
+            .arg(self.keys.base())
+            .arg(process)
+            .arg(count)
+            .arg(queues)
+            .invoke_async(&mut conn)
+            .await?;
+        match tag.as_str() {
+            "unregistered" => Ok(Fetched::Unregistered),
+            "ok" => {
+                let mut leases = Vec::with_capacity(jobs.len());
+                for fields in jobs {
+                    let job = JobRecord::from_fields(fields)?;
+                    let token = job
+                        .lease
+                        .clone()
+                        .ok_or_else(|| QueueError::Corrupt(format!("job {} has no lease", job.id)))?;
+                    leases.push(Lease {
+                        job,
+                        token,
+                        inflight: inflight.clone(),
+                        queue: self.clone(),
+                    });
+                }
+                Ok(Fetched::Jobs(leases))
+            }
+            _ => Err(script_tag(&tag, "fetch")),
+        }
+    }
+
+    /// Registers `process` (or renews it) for `ttl`.
+    pub async fn heartbeat(
+        &self,
+        process: &str,
+        ttl: Duration,
+        info: &Value,
+        registered_before: bool,
+    ) -> Result<Beat, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (reaped, cancelled): (i64, Vec<String>) = scripts::HEARTBEAT
+            .key(self.keys.heartbeat(process))
+            .key(self.keys.processes())
+            .key(self.keys.inflight(process))
+            .arg(self.keys.base())
+            .arg(ms(ttl))
+            .arg(info.to_string())
+            .arg(if registered_before { "1" } else { "0" })
+            .arg(process)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Beat {
+            reaped: reaped == 1,
+            cancelled,
+        })
+    }
+
+    /// Puts back the jobs of every process whose heartbeat expired; returns `(process, jobs)`.
+    pub async fn reap_expired_processes(&self) -> Result<Vec<(String, u64)>, QueueError> {
+        self.release("").await
+    }
+
+    /// Puts back every job `process` still holds and deregisters it (its own shutdown).
+    pub async fn release_process(&self, process: &str) -> Result<u64, QueueError> {
+        Ok(self.release(process).await?.into_iter().map(|(_, n)| n).sum())
+    }
+
+    async fn release(&self, process: &str) -> Result<Vec<(String, u64)>, QueueError> {
+        let mut conn = self.redis.connection()?;
+        Ok(scripts::RELEASE
+            .key(self.keys.processes())
+            .arg(self.keys.base())
+            .arg(ms(self.retention.job))
+            .arg(process)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// Moves due scheduled jobs and retries to their queues. Returns how many moved, and how
+    /// long until the next one is due (`None` when none waits).
+    pub async fn promote_due(&self) -> Result<(u64, Option<Duration>), QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (moved, next): (u64, i64) = scripts::PROMOTE
+            .key(self.keys.scheduled())
+            .key(self.keys.retry())
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .arg(PROMOTE_BATCH)
+            .arg(ms(self.retention.dead))
+            .invoke_async(&mut conn)
+            .await?;
+        let next = u64::try_from(next).ok().map(Duration::from_millis);
+        Ok((moved, next))
+    }
+
+    /// Listens to the wake and cancel channels on a connection of its own (see [`QueueEvent`]).
+    pub fn subscribe(
+        &self,
+        shutdown: crate::shutdown::Shutdown,
+    ) -> tokio::sync::mpsc::Receiver<QueueEvent> {
+        events::subscribe(self.redis.clone(), self.keys.clone(), shutdown)
+    }
+}
+
+/// A fetched job, held under a lease until its outcome is written.
+///
+/// Every write checks the lease in the same script; a write that finds it gone changes nothing
+/// and reports `LeaseLost`.
+#[derive(Clone)]
+pub struct Lease {
+    job: JobRecord,
+    token: String,
+    inflight: String,
+    queue: Queue,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("job", &self.job.id)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl Lease {
+    /// The job as it was when fetched.
+    pub fn job(&self) -> &JobRecord {
+        &self.job
+    }
+
+    /// Records success. Returns false when the lease was lost (nothing written).
+    pub async fn ack(&self, result: &Value) -> Result<bool, QueueError> {
+        let q = &self.queue;
+        let mut conn = q.redis.connection()?;
+        let applied: i64 = scripts::ACK
+            .key(q.keys.job(&self.job.id))
+            .key(&self.inflight)
+            .arg(q.keys.base())
+            .arg(&self.token)
+            .arg(result.to_string())
+            .arg(ms(q.retention.job))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(applied == 1)
+    }
+
+    /// Records a failed attempt and schedules a retry or kills the job.
+    pub async fn fail(&self, message: &str, next: NextAttempt) -> Result<FailOutcome, QueueError> {
+        let q = &self.queue;
+        let mut conn = q.redis.connection()?;
+        let (mode, delay) = match next {
+            NextAttempt::RetryAfter(d) => ("retry", ms(d)),
+            NextAttempt::Never => ("dead", 0),
+        };
+        let tag: String = scripts::FAIL
+            .key(q.keys.job(&self.job.id))
+            .key(&self.inflight)
+            .key(q.keys.retry())
+            .key(q.keys.dead())
+            .arg(q.keys.base())
+            .arg(&self.token)
+            .arg(message)
+            .arg(mode)
+            .arg(delay)
+            .arg(ms(q.retention.job))
+            .arg(ms(q.retention.dead))
+            .arg(q.retention.dead_max)
+            .arg(ERRORS_KEPT)
+            .invoke_async(&mut conn)
+            .await?;
+        match tag.as_str() {
+            "retrying" => Ok(FailOutcome::Retrying),
+            "dead" => Ok(FailOutcome::Dead),
+            "cancelled" => Ok(FailOutcome::Cancelled),
+            "lost" => Ok(FailOutcome::LeaseLost),
+            _ => Err(script_tag(&tag, "fail")),
+        }
+    }
+
+    /// Gives the job back to the front of its queue, not counted as a failure.
+    pub async fn requeue(&self) -> Result<RequeueOutcome, QueueError> {
+        let q = &self.queue;
+        let mut conn = q.redis.connection()?;
+        let tag: String = scripts::REQUEUE
+            .key(q.keys.job(&self.job.id))
+            .key(&self.inflight)
+            .arg(q.keys.base())
+            .arg(&self.token)
+            .arg(ms(q.retention.job))
+            .invoke_async(&mut conn)
+            .await?;
+        match tag.as_str() {
+            "queued" => Ok(RequeueOutcome::Queued),
+            "cancelled" => Ok(RequeueOutcome::Cancelled),
+            "lost" => Ok(RequeueOutcome::LeaseLost),
+            _ => Err(script_tag(&tag, "requeue")),
+        }
+    }
+
+    /// Saves progress or a checkpoint. Returns false when the lease was lost.
+    pub async fn save(&self, field: StateField, value: &Value) -> Result<bool, QueueError> {
+        let q = &self.queue;
+        let mut conn = q.redis.connection()?;
+        let field = match field {
+            StateField::Progress => "progress",
+            StateField::Checkpoint => "checkpoint",
+        };
+        let applied: i64 = scripts::SAVE_STATE
+            .key(q.keys.job(&self.job.id))
+            .arg(&self.token)
+            .arg(field)
+            .arg(value.to_string())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(applied == 1)
+    }
+}

@@ -1,0 +1,29 @@
+//! The Lua scripts, one file each under `scripts/`, each with the shared prelude prepended.
+//!
+//! `redis::Script` runs them with EVALSHA and loads them again after a Redis restart (NOSCRIPT).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+const PRELUDE: &str = include_str!("scripts/prelude.lua");
+
+macro_rules! script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(&format!("{PRELUDE}\n{}", include_str!($file))));
+    };
+}
+
+script!(ENQUEUE, "scripts/enqueue.lua");
+script!(FETCH, "scripts/fetch.lua");
+script!(ACK, "scripts/ack.lua");
+script!(FAIL, "scripts/fail.lua");
+script!(REQUEUE, "scripts/requeue.lua");
+script!(RELEASE, "scripts/release.lua");
+script!(HEARTBEAT, "scripts/heartbeat.lua");
+script!(PROMOTE, "scripts/promote.lua");
+script!(CANCEL, "scripts/cancel.lua");
+script!(RETRY, "scripts/retry.lua");
+script!(SAVE_STATE, "scripts/save_state.lua");
+script!(STATS, "scripts/stats.lua");

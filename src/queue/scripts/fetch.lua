@@ -1,0 +1,34 @@
+-- fetch: reliable fetch. Moves up to ARGV[3] ready job ids from the queues (tried in the order
+-- given) into this process's in-flight list and marks each running under a new lease, atomically:
+-- a job is always either in a queue or in exactly one in-flight list.
+-- KEYS[1] this process's in-flight list  KEYS[2] this process's heartbeat key
+-- ARGV[1] base  ARGV[2] process id  ARGV[3] most jobs to take  ARGV[4..] queue names, in order
+-- Returns {'unregistered', {}} when the heartbeat is missing (the process must register first, or a
+-- reaper could not tell its in-flight list from a dead one), else {'ok', {HGETALL of each job}}.
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', {}} end
+local base, process, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = now_ms()
+local jobs = {}
+-- Ids of jobs that were cancelled or expired while queued are dropped; the budget bounds how
+-- long one call may spend on them.
+local budget = 1000
+while #jobs < want and budget > 0 do
+  budget = budget - 1
+  local id = false
+  for i = 4, #ARGV do
+    id = redis.call('LMOVE', base .. 'queue:' .. ARGV[i], KEYS[1], 'RIGHT', 'LEFT')
+    if id then break end
+  end
+  if not id then break end
+  local jk = job_key(base, id)
+  if redis.call('HGET', jk, 'status') == 'queued' then
+    local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
+    redis.call('HSET', jk, 'status', 'running', 'started_at', now,
+      'lease', process .. ':' .. attempt, 'owner', process)
+    redis.call('HDEL', jk, 'finished_at')
+    jobs[#jobs + 1] = redis.call('HGETALL', jk)
+  else
+    redis.call('LREM', KEYS[1], 1, id)
+  end
+end
+return {'ok', jobs}

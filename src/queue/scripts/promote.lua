@@ -1,0 +1,28 @@
+-- promote: move scheduled jobs and retries that are due onto their queues. Whichever process
+-- runs it first moves a job; ZREM and the push happen in one step, so no job is pushed twice.
+-- KEYS[1] scheduled zset  KEYS[2] retry zset  KEYS[3] dead zset
+-- ARGV[1] base  ARGV[2] most jobs to move per set  ARGV[3] dead retention ms
+-- Returns {jobs moved, ms until the next job is due or -1 when none is waiting}.
+local base = ARGV[1]
+local now = now_ms()
+local moved = 0
+local next_due = -1
+for z = 1, 2 do
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[z], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+    redis.call('ZREM', KEYS[z], id)
+    local jk = job_key(base, id)
+    local status = redis.call('HGET', jk, 'status')
+    if status == 'scheduled' or status == 'retrying' then
+      make_ready(base, jk, id, false, now)
+      moved = moved + 1
+    end
+  end
+  local first = redis.call('ZRANGE', KEYS[z], 0, 0, 'WITHSCORES')
+  if first[2] then
+    local wait = math.max(0, tonumber(first[2]) - now)
+    if next_due < 0 or wait < next_due then next_due = wait end
+  end
+end
+-- Dead jobs expire on their own; their entries in the dead set go here.
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[3]))
+return {moved, next_due}

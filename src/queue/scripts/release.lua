@@ -1,0 +1,37 @@
+-- release: put every job in a process's in-flight list back at the front of its queue and
+-- deregister the process. Used by a process on its own shutdown, and by the reaper for every
+-- registered process whose heartbeat has expired (it was killed, or lost Redis for too long).
+-- KEYS[1] processes set
+-- ARGV[1] base  ARGV[2] job retention ms  ARGV[3] the process to release, or '' for every expired one
+-- Returns {{process, jobs put back}, ...}.
+local base = ARGV[1]
+local now = now_ms()
+local function release(process)
+  local inflight = base .. 'inflight:' .. process
+  local n = 0
+  for _, id in ipairs(redis.call('LRANGE', inflight, 0, -1)) do
+    local jk = job_key(base, id)
+    if redis.call('HGET', jk, 'owner') == process then
+      if redis.call('HGET', jk, 'cancel') == '1' then
+        finish_cancelled(base, jk, now, ARGV[2])
+      else
+        make_ready(base, jk, id, true, now)
+        n = n + 1
+      end
+    end
+  end
+  redis.call('DEL', inflight, base .. 'process:' .. process)
+  redis.call('SREM', KEYS[1], process)
+  return n
+end
+local out = {}
+if ARGV[3] ~= '' then
+  out[1] = {ARGV[3], release(ARGV[3])}
+  return out
+end
+for _, process in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', base .. 'process:' .. process) == 0 then
+    out[#out + 1] = {process, release(process)}
+  end
+end
+return out

@@ -1,0 +1,126 @@
+//! The one shutdown signal and the drain deadline.
+//!
+//! Only this module listens for SIGTERM and SIGINT (actix's own handling is disabled). The first
+//! signal cancels one [`Shutdown`] token that is passed to everything else; later signals are logged
+//! and ignored, because Heroku may repeat SIGTERM and a second one must not cut the drain short.
+//! The deadline is measured from the first signal, so every component agrees on how long is left.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_tokio::Signals;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Time kept back at the end of the shutdown window to put unfinished jobs back and deregister.
+const REQUEUE_RESERVE: Duration = Duration::from_millis(1500);
+
+/// The shutdown signal, cloned into every part of the process.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    token: CancellationToken,
+    started: Arc<OnceLock<Instant>>,
+    timeout: Duration,
+}
+
+impl Shutdown {
+    /// A shutdown signal that fires on [`Shutdown::trigger`]; `timeout` is `SHUTDOWN_TIMEOUT`.
+    pub fn new(timeout: Duration) -> Shutdown {
+        Shutdown {
+            token: CancellationToken::new(),
+            started: Arc::new(OnceLock::new()),
+            timeout,
+        }
+    }
+
+    /// Starts the shutdown (once; later calls change nothing). Returns true the first time.
+    pub fn trigger(&self) -> bool {
+        let first = self.started.set(Instant::now()).is_ok();
+        self.token.cancel();
+        first
+    }
+
+    /// Completes when shutdown has begun.
+    pub async fn requested(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_requested(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// A token that is cancelled when shutdown begins.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    fn started(&self) -> Instant {
+        *self.started.get_or_init(Instant::now)
+    }
+
+    /// Until when running jobs may go on before they are cancelled and put back.
+    pub fn drain_deadline(&self) -> Instant {
+        let reserve = REQUEUE_RESERVE.min(self.timeout / 4);
+        self.started() + self.timeout - reserve
+    }
+
+    /// The moment by which the process must have exited.
+    pub fn exit_deadline(&self) -> Instant {
+        self.started() + self.timeout - Duration::from_millis(100).min(self.timeout / 10)
+    }
+
+    /// Listens for SIGTERM and SIGINT and triggers this shutdown on the first one.
+    ///
+    /// Also arms a last-resort watchdog: should anything hang, the process still exits by the
+    /// deadline, because Heroku's SIGKILL would come soon after and lose more.
+    pub fn listen_for_signals(&self) -> std::io::Result<()> {
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let shutdown = self.clone();
+        tokio::spawn(async move {
+            while let Some(signal) = signals.next().await {
+                let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                if shutdown.trigger() {
+                    tracing::info!(
+                        event = "shutdown.started",
+                        signal = name,
+                        timeout_s = shutdown.timeout.as_secs_f64()
+                    );
+                    shutdown.arm_watchdog();
+                } else {
+                    tracing::info!(event = "shutdown.signal_ignored", signal = name);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn arm_watchdog(&self) {
+        let deadline = self.exit_deadline().into_std();
+        std::thread::spawn(move || {
+            std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+            tracing::error!(event = "shutdown.forced", "drain did not finish in time; exiting");
+            std::process::exit(1);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deadlines_leave_room_to_requeue() {
+        let shutdown = Shutdown::new(Duration::from_secs(10));
+        assert!(!shutdown.is_requested());
+        assert!(shutdown.trigger());
+        assert!(!shutdown.trigger(), "a second trigger is not a new start");
+        shutdown.requested().await;
+        let drain = shutdown.drain_deadline() - Instant::now();
+        let exit = shutdown.exit_deadline() - Instant::now();
+        assert!(drain <= Duration::from_millis(8500) && drain > Duration::from_secs(8));
+        assert!(exit > drain && exit < Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,226 @@
+//! The worker pool: fetches jobs into this process's in-flight list, runs at most
+//! `WORKER_CONCURRENCY` at once, keeps the process's heartbeat, and drains on shutdown.
+//!
+//! Shutdown, as Sidekiq does it: stop fetching at once; let running jobs finish until the drain
+//! deadline; then stop them and put them back at the front of their queues (not a failure); then
+//! release whatever is still in flight and deregister. It is worse to lose a job than to run it twice.
+
+mod backoff;
+mod heartbeat;
+mod runner;
+mod running;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::Backoff;
+pub use running::{JobStop, RunningJobs, StopReason};
+
+use crate::config::QueuePolicy;
+use crate::jobs::Registry;
+use crate::queue::{Fetched, Queue, QueueEvent};
+use crate::shutdown::Shutdown;
+
+/// How long an idle fetcher waits before looking again when no wake-up arrives.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The pool's settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Jobs at once.
+    pub concurrency: usize,
+    /// Which queues, in which order.
+    pub queues: QueuePolicy,
+    /// Default time limit of one attempt.
+    pub job_timeout: Duration,
+    /// Retry delays.
+    pub backoff: Backoff,
+}
+
+/// What the pool's tasks share.
+pub(crate) struct Worker {
+    queue: Queue,
+    registry: Arc<Registry>,
+    settings: PoolSettings,
+    process: String,
+    running: RunningJobs,
+    jobs_runtime: tokio::runtime::Handle,
+    /// Set while this process's leases are void and not yet released (see `heartbeat`).
+    fetch_paused: AtomicBool,
+}
+
+/// The worker pool of one process.
+pub struct Pool {
+    worker: Arc<Worker>,
+}
+
+impl Pool {
+    /// A pool for `process` (a fresh id per boot), running handlers on `jobs_runtime`.
+    pub fn new(
+        queue: Queue,
+        registry: Arc<Registry>,
+        settings: PoolSettings,
+        process: String,
+        jobs_runtime: tokio::runtime::Handle,
+    ) -> Pool {
+        Pool {
+            worker: Arc::new(Worker {
+                queue,
+                registry,
+                settings,
+                process,
+                running: RunningJobs::default(),
+                jobs_runtime,
+                fetch_paused: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Works jobs until `shutdown`, then drains; returns when nothing is left in flight.
+    pub async fn run(self, shutdown: Shutdown) {
+        let worker = self.worker;
+        let permits = Arc::new(Semaphore::new(worker.settings.concurrency));
+        let wake = Arc::new(Notify::new());
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat::run(worker.clone(), heartbeat_stop.clone()));
+        let events = worker.queue.subscribe(shutdown.clone());
+        tokio::spawn(forward_events(worker.clone(), events, wake.clone()));
+        tracing::info!(
+            event = "worker.started",
+            process = %worker.process,
+            concurrency = worker.settings.concurrency,
+            queues = %worker.settings.queues.names().join(",")
+        );
+
+        fetch_loop(&worker, &shutdown, &permits, &wake).await;
+        drain(&worker, &shutdown, &permits).await;
+
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
+    }
+}
+
+async fn forward_events(
+    worker: Arc<Worker>,
+    mut events: tokio::sync::mpsc::Receiver<QueueEvent>,
+    wake: Arc<Notify>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            QueueEvent::Ready(_) | QueueEvent::Resubscribed => wake.notify_one(),
+            QueueEvent::Cancelled(id) => {
+                if worker.running.stop(&id, StopReason::Cancelled) {
+                    tracing::info!(event = "job.cancel_requested", job_id = %id);
+                }
+            }
+        }
+    }
+}
+
+/// Fetches while slots are free, never more jobs than free slots, until shutdown.
+async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Semaphore>, wake: &Notify) {
+    let mut failing = false;
+    let mut error_delay = Duration::from_millis(100);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.requested() => return,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let mut slots = vec![first];
+        while let Ok(permit) = permits.clone().try_acquire_owned() {
+            slots.push(permit);
+        }
+        if worker.fetch_paused.load(Ordering::SeqCst) {
+            drop(slots);
+            tokio::select! {
+                _ = shutdown.requested() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+            }
+        }
+        let order = worker.settings.queues.fetch_order();
+        // The fetch itself is not raced against shutdown: a job moved into the in-flight list is
+        // either run here or released by the drain, never dropped halfway.
+        let idle_wait = match worker.queue.fetch(&worker.process, &order, slots.len()).await {
+            Ok(Fetched::Jobs(leases)) => {
+                if failing {
+                    tracing::info!(event = "worker.fetch_recovered");
+                    failing = false;
+                    error_delay = Duration::from_millis(100);
+                }
+                let empty = leases.is_empty();
+                for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
+                    tokio::spawn(runner::run(worker.clone(), lease, permit));
+                }
+                if !empty {
+                    continue;
+                }
+                IDLE_POLL
+            }
+            Ok(Fetched::Unregistered) => Duration::from_millis(200),
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(event = "worker.fetch_failed", error = %e);
+                    failing = true;
+                }
+                error_delay = (error_delay * 2).min(Duration::from_secs(2));
+                error_delay
+            }
+        };
+        drop(slots);
+        tokio::select! {
+            biased;
+            _ = shutdown.requested() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(idle_wait) => {}
+        }
+    }
+}
+
+/// Lets running jobs finish until the drain deadline, then interrupts them (their runners put
+/// them back), then releases whatever this process still holds and deregisters it.
+async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
+    let all = worker.settings.concurrency as u32;
+    tracing::info!(
+        event = "worker.draining",
+        process = %worker.process,
+        running = worker.running.len()
+    );
+    let finished = tokio::time::timeout_at(shutdown.drain_deadline(), permits.acquire_many(all))
+        .await
+        .is_ok();
+    if !finished {
+        let interrupted = worker.running.stop_all(StopReason::Interrupted);
+        tracing::info!(event = "worker.interrupting", jobs = interrupted);
+        let until = shutdown.exit_deadline() - Duration::from_millis(400);
+        let _ = tokio::time::timeout_at(until, permits.acquire_many(all)).await;
+    }
+    let give_up = shutdown.exit_deadline() - Duration::from_millis(100);
+    loop {
+        match tokio::time::timeout_at(give_up, worker.queue.release_process(&worker.process)).await {
+            Ok(Ok(requeued)) => {
+                tracing::info!(event = "worker.stopped", process = %worker.process, requeued);
+                return;
+            }
+            Ok(Err(e)) if tokio::time::Instant::now() + Duration::from_millis(200) < give_up => {
+                tracing::warn!(event = "worker.release_failed", error = %e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => {
+                tracing::error!(
+                    event = "worker.release_failed",
+                    process = %worker.process,
+                    "could not reach Redis; another process will put this process's jobs back once its heartbeat expires"
+                );
+                return;
+            }
+        }
+    }
+}

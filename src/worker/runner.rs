@@ -1,0 +1,217 @@
+//! The runner: one attempt of one job, from start to a written outcome.
+//!
+//! The handler runs as its own task on the jobs runtime, so a panic is a failed attempt rather than
+//! a dead worker, and a handler that hogs its thread cannot stall HTTP, heartbeats or this runner.
+//! A timeout, a cancellation or the drain deadline fires the job's token, waits a short grace for
+//! the handler to return, then aborts it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::Worker;
+use super::running::{JobStop, StopReason};
+use crate::jobs::{JobContext, KindError, Retry};
+use crate::queue::{FailOutcome, Lease, NextAttempt, RequeueOutcome};
+
+/// How long a stopped handler may take to return before it is aborted.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// How an attempt ended.
+enum Outcome {
+    Succeeded(Value),
+    Failed { message: String, retry: Retry },
+    /// Give the job back untouched (drain deadline), or finish a cancelled one.
+    Release,
+    /// The lease is void; write nothing.
+    Abandon,
+}
+
+/// Runs `lease`'s job and writes its outcome; the permit is held until then.
+pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphorePermit) {
+    let job = lease.job();
+    let stop = worker.running.insert(&job.id);
+    let started = Instant::now();
+    tracing::info!(
+        event = "job.started",
+        job_id = %job.id,
+        kind = %job.kind,
+        queue = %job.queue,
+        attempt = job.attempts
+    );
+    let outcome = attempt(&worker, &lease, &stop).await;
+    write_outcome(&worker, &lease, &stop, outcome, started).await;
+    worker.running.remove(&job.id);
+    drop(permit);
+}
+
+async fn attempt(worker: &Worker, lease: &Lease, stop: &JobStop) -> Outcome {
+    let job = lease.job();
+    let ctx = JobContext::new(lease.clone(), stop.token().clone());
+    let future = match worker.registry.start(&job.kind, job.args.clone(), ctx) {
+        Ok(future) => future,
+        // Another release of the app may know this kind (a deploy in progress): retry later.
+        Err(e @ KindError::Unknown(_)) => {
+            return Outcome::Failed {
+                message: e.to_string(),
+                retry: Retry::Backoff,
+            };
+        }
+        Err(e @ KindError::InvalidArgs { .. }) => {
+            return Outcome::Failed {
+                message: e.to_string(),
+                retry: Retry::Never,
+            };
+        }
+    };
+    let timeout = job.timeout.unwrap_or(worker.settings.job_timeout);
+    let mut handle = worker.jobs_runtime.spawn(future);
+    tokio::select! {
+        joined = &mut handle => return joined_outcome(joined),
+        _ = tokio::time::sleep(timeout) => stop.stop(StopReason::TimedOut),
+        _ = stop.token().cancelled() => {}
+    }
+    let reason = stop.reason();
+    if reason != Some(StopReason::LeaseLost) {
+        let _ = tokio::time::timeout(STOP_GRACE, &mut handle).await;
+    }
+    handle.abort();
+    match reason {
+        Some(StopReason::TimedOut) => Outcome::Failed {
+            message: format!("timed out after {}s", timeout.as_secs_f64()),
+            retry: Retry::Backoff,
+        },
+        Some(StopReason::LeaseLost) => Outcome::Abandon,
+        Some(StopReason::Cancelled | StopReason::Interrupted) | None => Outcome::Release,
+    }
+}
+
+fn joined_outcome(
+    joined: Result<Result<Value, crate::jobs::JobError>, tokio::task::JoinError>,
+) -> Outcome {
+    match joined {
+        Ok(Ok(value)) => Outcome::Succeeded(value),
+        Ok(Err(e)) => Outcome::Failed {
+            message: e.message().to_string(),
+            retry: e.retry(),
+        },
+        Err(e) if e.is_panic() => {
+            let panic = e.into_panic();
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic".to_string());
+            Outcome::Failed {
+                message: format!("panicked: {text}"),
+                retry: Retry::Backoff,
+            }
+        }
+        Err(_) => Outcome::Release,
+    }
+}
+
+/// Writes the outcome, retrying while Redis is unreachable: an outcome that cannot be written
+/// leaves the job in the in-flight list, to be run again (at least once, never lost).
+async fn write_outcome(
+    worker: &Worker,
+    lease: &Lease,
+    stop: &JobStop,
+    outcome: Outcome,
+    started: Instant,
+) {
+    let job = lease.job();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        if stop.reason() == Some(StopReason::LeaseLost) || matches!(outcome, Outcome::Abandon) {
+            tracing::warn!(
+                event = "job.abandoned",
+                job_id = %job.id,
+                kind = %job.kind,
+                queue = %job.queue,
+                attempt = job.attempts,
+                duration_ms,
+                "lease lost; another process will run it"
+            );
+            return;
+        }
+        let written = match &outcome {
+            Outcome::Succeeded(value) => lease
+                .ack(value)
+                .await
+                .map(|applied| (if applied { "succeeded" } else { "lease_lost" }, None)),
+            Outcome::Failed { message, retry } => {
+                let next = match retry {
+                    Retry::Never => NextAttempt::Never,
+                    Retry::After(d) => NextAttempt::RetryAfter(*d),
+                    Retry::Backoff => NextAttempt::RetryAfter(
+                        worker
+                            .settings
+                            .backoff
+                            .delay(job.failures + 1, &mut rand::rng()),
+                    ),
+                };
+                lease.fail(message, next).await.map(|o| {
+                    let status = match o {
+                        FailOutcome::Retrying => "retrying",
+                        FailOutcome::Dead => "dead",
+                        FailOutcome::Cancelled => "cancelled",
+                        FailOutcome::LeaseLost => "lease_lost",
+                    };
+                    let retry_in = match (o, next) {
+                        (FailOutcome::Retrying, NextAttempt::RetryAfter(d)) => Some(d),
+                        _ => None,
+                    };
+                    (status, retry_in.map(|d| (d, message.clone())))
+                })
+            }
+            Outcome::Release => lease.requeue().await.map(|o| {
+                let status = match o {
+                    RequeueOutcome::Queued => "requeued",
+                    RequeueOutcome::Cancelled => "cancelled",
+                    RequeueOutcome::LeaseLost => "lease_lost",
+                };
+                (status, None)
+            }),
+            Outcome::Abandon => return,
+        };
+        match written {
+            Ok((status, retry)) => {
+                let error = match &outcome {
+                    Outcome::Failed { message, .. } => Some(message.as_str()),
+                    _ => None,
+                };
+                let retry_in_ms = retry.map(|(d, _)| d.as_millis() as u64);
+                tracing::info!(
+                    event = "job.finished",
+                    job_id = %job.id,
+                    kind = %job.kind,
+                    queue = %job.queue,
+                    attempt = job.attempts,
+                    duration_ms,
+                    status,
+                    retry_in_ms,
+                    error
+                );
+                return;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(
+                    event = "job.outcome_unwritten",
+                    job_id = %job.id,
+                    retry_in_ms = delay.as_millis() as u64,
+                    error = %e
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(event = "job.outcome_unwritten", job_id = %job.id, error = %e);
+                return;
+            }
+        }
+    }
+}
