@@ -68,16 +68,28 @@ async fn attempt(worker: &Worker, lease: &Lease, stop: &JobStop) -> Outcome {
     };
     let timeout = job.timeout.unwrap_or(worker.settings.job_timeout);
     let mut handle = worker.jobs_runtime.spawn(future);
-    tokio::select! {
-        joined = &mut handle => return joined_outcome(joined),
-        _ = tokio::time::sleep(timeout) => stop.stop(StopReason::TimedOut),
-        _ = stop.token().cancelled() => {}
-    }
+    let joined = tokio::select! {
+        joined = &mut handle => Some(joined),
+        _ = tokio::time::sleep(timeout) => {
+            stop.stop(StopReason::TimedOut);
+            None
+        }
+        _ = stop.token().cancelled() => None,
+    };
     let reason = stop.reason();
-    if reason != Some(StopReason::LeaseLost) {
-        let _ = tokio::time::timeout(STOP_GRACE, &mut handle).await;
-    }
+    let joined = match (joined, reason) {
+        (Some(joined), _) => Some(joined),
+        (None, Some(StopReason::LeaseLost)) => None,
+        (None, _) => tokio::time::timeout(STOP_GRACE, &mut handle).await.ok(),
+    };
     handle.abort();
+    // A handler that returned a value succeeded, whenever it was told to stop; one that failed
+    // or did not return after being told to stop ended because of that, not on its own.
+    match (joined, reason) {
+        (Some(Ok(Ok(value))), _) => return Outcome::Succeeded(value),
+        (Some(joined), None) => return joined_outcome(joined),
+        _ => {}
+    }
     match reason {
         Some(StopReason::TimedOut) => Outcome::Failed {
             message: format!("timed out after {}s", timeout.as_secs_f64()),
