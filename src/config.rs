@@ -183,7 +183,9 @@ impl Config {
     }
 
     /// Reads configuration from `(name, value)` pairs, as if they were the environment.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         // Heroku and shells often leave a variable set but empty; treat that as unset.
         let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
         let raw: RawEnv = envy::from_iter(vars).map_err(|e| ConfigError::Env(e.to_string()))?;
@@ -266,7 +268,11 @@ impl Config {
         Ok(Config {
             port: raw.port.unwrap_or(5000),
             redis_url,
-            worker_concurrency: if role == Role::Web { 0 } else { worker_concurrency },
+            worker_concurrency: if role == Role::Web {
+                0
+            } else {
+                worker_concurrency
+            },
             web_concurrency,
             role,
             queues,
@@ -324,12 +330,15 @@ fn parse_queues(value: &str) -> Result<QueuePolicy, ConfigError> {
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, weight) = match part.split_once(':') {
             Some((name, weight)) => {
-                let weight: u32 = weight
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|w| *w > 0)
-                    .ok_or_else(|| invalid("QUEUES", value, "a weight must be a whole number above 0"))?;
+                let weight: u32 =
+                    weight
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|w| *w > 0)
+                        .ok_or_else(|| {
+                            invalid("QUEUES", value, "a weight must be a whole number above 0")
+                        })?;
                 (name.trim(), Some(weight))
             }
             None => (part, None),
@@ -355,7 +364,10 @@ fn parse_queues(value: &str) -> Result<QueuePolicy, ConfigError> {
         Ok(QueuePolicy::Strict(strict))
     } else if with_weight == weighted.len() {
         Ok(QueuePolicy::Weighted(
-            weighted.into_iter().map(|(n, w)| (n, w.unwrap_or(1))).collect(),
+            weighted
+                .into_iter()
+                .map(|(n, w)| (n, w.unwrap_or(1)))
+                .collect(),
         ))
     } else {
         Err(invalid(
@@ -374,13 +386,21 @@ fn parse_queues(value: &str) -> Result<QueuePolicy, ConfigError> {
 pub fn redis_url_for_client(url: &str) -> Result<String, ConfigError> {
     let url = url.trim();
     let Some((scheme, _)) = url.split_once("://") else {
-        return Err(invalid("REDIS_URL", url, "expected redis://host:port or rediss://host:port"));
+        return Err(invalid(
+            "REDIS_URL",
+            url,
+            "expected redis://host:port or rediss://host:port",
+        ));
     };
     match scheme {
         "redis" | "redis+unix" | "unix" => Ok(url.to_string()),
         "rediss" if url.contains('#') => Ok(url.to_string()),
         "rediss" => Ok(format!("{url}#insecure")),
-        _ => Err(invalid("REDIS_URL", url, "the scheme must be redis:// or rediss://")),
+        _ => Err(invalid(
+            "REDIS_URL",
+            url,
+            "the scheme must be redis:// or rediss://",
+        )),
     }
 }
 
@@ -428,22 +448,38 @@ mod tests {
 
     #[test]
     fn redis_urls_are_checked() {
-        assert_eq!(redis_url_for_client("redis://h:1/0").unwrap(), "redis://h:1/0");
+        assert_eq!(
+            redis_url_for_client("redis://h:1/0").unwrap(),
+            "redis://h:1/0"
+        );
         assert_eq!(
             redis_url_for_client("rediss://h:1/#insecure").unwrap(),
             "rediss://h:1/#insecure"
         );
         let err = redis_url_for_client("http://h:1").unwrap_err().to_string();
-        assert!(err.contains("REDIS_URL") && err.contains("http://h:1"), "{err}");
+        assert!(
+            err.contains("REDIS_URL") && err.contains("http://h:1"),
+            "{err}"
+        );
         assert!(redis_url_for_client("h:1").is_err());
         // The rewritten URL must be one the redis client accepts, with TLS verification off.
         let info = redis::IntoConnectionInfo::into_connection_info(
-            redis_url_for_client("rediss://:pw@example.com:6380").unwrap().as_str(),
+            redis_url_for_client("rediss://:pw@example.com:6380")
+                .unwrap()
+                .as_str(),
         )
         .unwrap();
         match info.addr() {
-            redis::ConnectionAddr::TcpTls { host, port, insecure, .. } => {
-                assert_eq!((host.as_str(), *port, *insecure), ("example.com", 6380, true));
+            redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                ..
+            } => {
+                assert_eq!(
+                    (host.as_str(), *port, *insecure),
+                    ("example.com", 6380, true)
+                );
             }
             other => panic!("expected TLS, got {other:?}"),
         }
@@ -453,8 +489,13 @@ mod tests {
     fn bad_values_name_the_variable_and_the_value() {
         let err = config(&[("PORT", "eighty")]).unwrap_err().to_string();
         assert!(err.contains("PORT") && err.contains("eighty"), "{err}");
-        let err = config(&[("SHUTDOWN_TIMEOUT", "-3")]).unwrap_err().to_string();
-        assert!(err.contains("SHUTDOWN_TIMEOUT") && err.contains("-3"), "{err}");
+        let err = config(&[("SHUTDOWN_TIMEOUT", "-3")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SHUTDOWN_TIMEOUT") && err.contains("-3"),
+            "{err}"
+        );
         let err = config(&[("QUEUES", "a,b c")]).unwrap_err().to_string();
         assert!(err.contains("QUEUES") && err.contains("a,b c"), "{err}");
         let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
@@ -467,7 +508,10 @@ mod tests {
 
     #[test]
     fn roles_follow_concurrency_and_role() {
-        assert_eq!(config(&[("WORKER_CONCURRENCY", "0")]).unwrap().role, Role::Web);
+        assert_eq!(
+            config(&[("WORKER_CONCURRENCY", "0")]).unwrap().role,
+            Role::Web
+        );
         let w = config(&[("ROLE", "worker")]).unwrap();
         assert!(w.runs_workers() && !w.serves_http());
         assert!(config(&[("ROLE", "worker"), ("WORKER_CONCURRENCY", "0")]).is_err());

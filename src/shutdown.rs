@@ -81,7 +81,11 @@ impl Shutdown {
         let shutdown = self.clone();
         tokio::spawn(async move {
             while let Some(signal) = signals.next().await {
-                let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                let name = if signal == SIGTERM {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
+                };
                 if shutdown.trigger() {
                     tracing::info!(
                         event = "shutdown.started",
@@ -101,7 +105,10 @@ impl Shutdown {
         let deadline = self.exit_deadline().into_std();
         std::thread::spawn(move || {
             std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
-            tracing::error!(event = "shutdown.forced", "drain did not finish in time; exiting");
+            tracing::error!(
+                event = "shutdown.forced",
+                "drain did not finish in time; exiting"
+            );
             std::process::exit(1);
         });
     }

@@ -155,7 +155,12 @@ mod tests {
                 .with_writer(move || sink.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(event = "job.finished", job_id = "j1", attempt = 2, "all done");
+            tracing::info!(
+                event = "job.finished",
+                job_id = "j1",
+                attempt = 2,
+                "all done"
+            );
         });
         let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         assert_eq!(

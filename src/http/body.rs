@@ -37,11 +37,21 @@ pub async fn read_json(
 }
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Serialises JSON with object keys sorted, so two requests that mean the same compare equal.
@@ -89,16 +99,25 @@ mod tests {
 
     #[test]
     fn canonical_form_ignores_key_order_and_spacing() {
-        let a: Value = serde_json::from_str(r#"{"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}}"#).unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}}"#)
+                .unwrap();
         let b = json!({"a": {"x": null, "y": [1, {"c": 3, "d": 2}]}, "b": 1});
         assert_eq!(canonical(&a), canonical(&b));
-        assert_eq!(canonical(&b), r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#);
+        assert_eq!(
+            canonical(&b),
+            r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#
+        );
         assert_ne!(canonical(&json!({"a": 1})), canonical(&json!({"a": "1"})));
     }
 
     #[test]
     fn json_content_types_are_recognised() {
-        let with = |ct: &str| TestRequest::default().insert_header((header::CONTENT_TYPE, ct)).to_http_request();
+        let with = |ct: &str| {
+            TestRequest::default()
+                .insert_header((header::CONTENT_TYPE, ct))
+                .to_http_request()
+        };
         assert!(is_json(&with("application/json")));
         assert!(is_json(&with("application/json; charset=utf-8")));
         assert!(is_json(&with("Application/JSON")));

@@ -77,8 +77,12 @@ impl ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> ApiError {
         match e {
-            QueueError::Unavailable(_) => ApiError::Unavailable("Redis is unavailable; try again shortly".into()),
-            QueueError::Full(_) => ApiError::Unavailable("Redis is out of memory; try again later".into()),
+            QueueError::Unavailable(_) => {
+                ApiError::Unavailable("Redis is unavailable; try again shortly".into())
+            }
+            QueueError::Full(_) => {
+                ApiError::Unavailable("Redis is out of memory; try again later".into())
+            }
             QueueError::Redis(m) | QueueError::Corrupt(m) => ApiError::Internal(m),
         }
     }
@@ -112,7 +116,10 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS)));
+            response.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            ));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

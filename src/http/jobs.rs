@@ -166,7 +166,10 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// `GET /jobs/{id}`.
-pub async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
     let job = state.queue.get(id).await?.ok_or_else(|| not_found(id))?;
     Ok(HttpResponse::Ok().json(job))
@@ -209,7 +212,11 @@ pub async fn retry(
         Retried::Conflict(job) => Err(ApiError::Conflict(format!(
             "only dead or cancelled jobs can be retried; job {id} is {}{}",
             status_name(&job),
-            if job.lease.is_some() { " and still stopping" } else { "" }
+            if job.lease.is_some() {
+                " and still stopping"
+            } else {
+                ""
+            }
         ))),
         Retried::Queued(job) => {
             tracing::info!(event = "job.retried", job_id = %job.id, kind = %job.kind, queue = %job.queue);

@@ -42,7 +42,10 @@ impl Handler for Fail {
         if args.permanent {
             return Err(JobError::permanent(message));
         }
-        match args.retry_after.and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+        match args
+            .retry_after
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        {
             Some(delay) => Err(JobError::retry_after(message, delay)),
             None => Err(JobError::new(message)),
         }

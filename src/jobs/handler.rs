@@ -186,7 +186,9 @@ impl JobContext {
         let value = serde_json::to_value(value)?;
         match self.lease.save(field, &value).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(JobError::new("lease lost: another process owns this job now")),
+            Ok(false) => Err(JobError::new(
+                "lease lost: another process owns this job now",
+            )),
             Err(e) => Err(JobError::new(format!("could not save {field:?}: {e}"))),
         }
     }

@@ -37,9 +37,12 @@ impl Handler for Steps {
             ctx.sleep(Duration::from_millis(args.step_ms))
                 .await
                 .map_err(|_| JobError::new(format!("interrupted after {step} steps")))?;
-            let done = Checkpoint { completed: step + 1 };
+            let done = Checkpoint {
+                completed: step + 1,
+            };
             ctx.save_checkpoint(&done).await?;
-            ctx.progress(&json!({ "completed": step + 1, "steps": args.steps })).await?;
+            ctx.progress(&json!({ "completed": step + 1, "steps": args.steps }))
+                .await?;
         }
         Ok(json!({ "completed": args.steps, "resumed_from": resumed_from }))
     }

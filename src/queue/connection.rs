@@ -101,9 +101,12 @@ impl RedisHandle {
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.connection()?;
         let ping = redis::cmd("PING");
-        tokio::time::timeout(Duration::from_secs(1), ping.query_async::<String>(&mut conn))
-            .await
-            .map_err(|_| QueueError::Unavailable("PING timed out".into()))??;
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            ping.query_async::<String>(&mut conn),
+        )
+        .await
+        .map_err(|_| QueueError::Unavailable("PING timed out".into()))??;
         Ok(())
     }
 }

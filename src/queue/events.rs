@@ -25,7 +25,11 @@ pub enum QueueEvent {
 /// which is harmless since a full channel already means "look at the queues".
 const EVENT_BUFFER: usize = 256;
 
-pub(super) fn subscribe(redis: RedisHandle, keys: Keys, shutdown: Shutdown) -> mpsc::Receiver<QueueEvent> {
+pub(super) fn subscribe(
+    redis: RedisHandle,
+    keys: Keys,
+    shutdown: Shutdown,
+) -> mpsc::Receiver<QueueEvent> {
     let (tx, rx) = mpsc::channel(EVENT_BUFFER);
     tokio::spawn(async move {
         let wake = keys.wake_channel();
@@ -39,7 +43,9 @@ pub(super) fn subscribe(redis: RedisHandle, keys: Keys, shutdown: Shutdown) -> m
                 let _ = tx.try_send(QueueEvent::Resubscribed);
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
-                    let Ok(payload) = msg.get_payload::<String>() else { continue };
+                    let Ok(payload) = msg.get_payload::<String>() else {
+                        continue;
+                    };
                     let event = if msg.get_channel_name() == cancel {
                         QueueEvent::Cancelled(payload)
                     } else {
@@ -54,7 +60,9 @@ pub(super) fn subscribe(redis: RedisHandle, keys: Keys, shutdown: Shutdown) -> m
                         return Ok(());
                     }
                 }
-                Err(super::QueueError::Unavailable("pub/sub connection closed".into()))
+                Err(super::QueueError::Unavailable(
+                    "pub/sub connection closed".into(),
+                ))
             };
             let ended = tokio::select! {
                 r = session => r,

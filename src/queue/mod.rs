@@ -419,10 +419,9 @@ impl Queue {
                 let mut leases = Vec::with_capacity(jobs.len());
                 for fields in jobs {
                     let job = JobRecord::from_fields(fields)?;
-                    let token = job
-                        .lease
-                        .clone()
-                        .ok_or_else(|| QueueError::Corrupt(format!("job {} has no lease", job.id)))?;
+                    let token = job.lease.clone().ok_or_else(|| {
+                        QueueError::Corrupt(format!("job {} has no lease", job.id))
+                    })?;
                     leases.push(Lease {
                         job,
                         token,
@@ -469,7 +468,12 @@ impl Queue {
 
     /// Puts back every job `process` still holds and deregisters it (its own shutdown).
     pub async fn release_process(&self, process: &str) -> Result<u64, QueueError> {
-        Ok(self.release(process).await?.into_iter().map(|(_, n)| n).sum())
+        Ok(self
+            .release(process)
+            .await?
+            .into_iter()
+            .map(|(_, n)| n)
+            .sum())
     }
 
     async fn release(&self, process: &str) -> Result<Vec<(String, u64)>, QueueError> {

@@ -39,7 +39,10 @@ mod tests {
             for _ in 0..50 {
                 let d = backoff.delay(failure, &mut rng).as_secs_f64();
                 assert!(d <= 3600.0, "failure {failure}: {d}");
-                assert!(d >= nominal * 0.75 - 1e-9, "failure {failure}: {d} < 0.75 x {nominal}");
+                assert!(
+                    d >= nominal * 0.75 - 1e-9,
+                    "failure {failure}: {d} < 0.75 x {nominal}"
+                );
                 if nominal < 3600.0 / 1.25 {
                     assert!(d < nominal * 1.25, "failure {failure}: {d}");
                 }

@@ -122,7 +122,12 @@ async fn forward_events(
 }
 
 /// Fetches while slots are free, never more jobs than free slots, until shutdown.
-async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Semaphore>, wake: &Notify) {
+async fn fetch_loop(
+    worker: &Arc<Worker>,
+    shutdown: &Shutdown,
+    permits: &Arc<Semaphore>,
+    wake: &Notify,
+) {
     let mut failing = false;
     let mut error_delay = Duration::from_millis(100);
     loop {
@@ -148,7 +153,11 @@ async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Sem
         let order = worker.settings.queues.fetch_order();
         // The fetch itself is not raced against shutdown: a job moved into the in-flight list is
         // either run here or released by the drain, never dropped halfway.
-        let idle_wait = match worker.queue.fetch(&worker.process, &order, slots.len()).await {
+        let idle_wait = match worker
+            .queue
+            .fetch(&worker.process, &order, slots.len())
+            .await
+        {
             Ok(Fetched::Jobs(leases)) => {
                 if failing {
                     tracing::info!(event = "worker.fetch_recovered");
@@ -204,7 +213,8 @@ async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
     }
     let give_up = shutdown.exit_deadline() - Duration::from_millis(100);
     loop {
-        match tokio::time::timeout_at(give_up, worker.queue.release_process(&worker.process)).await {
+        match tokio::time::timeout_at(give_up, worker.queue.release_process(&worker.process)).await
+        {
             Ok(Ok(requeued)) => {
                 tracing::info!(event = "worker.stopped", process = %worker.process, requeued);
                 return;

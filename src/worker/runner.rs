@@ -22,7 +22,10 @@ const STOP_GRACE: Duration = Duration::from_millis(500);
 /// How an attempt ended.
 enum Outcome {
     Succeeded(Value),
-    Failed { message: String, retry: Retry },
+    Failed {
+        message: String,
+        retry: Retry,
+    },
     /// Give the job back untouched (drain deadline), or finish a cancelled one.
     Release,
     /// The lease is void; write nothing.

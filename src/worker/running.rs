@@ -51,7 +51,9 @@ pub struct RunningJobs {
 
 impl RunningJobs {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobStop>>> {
-        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers a job that starts now.

@@ -1,0 +1,409 @@
+//! Test support: a `redis-server` of the test's own on a free loopback port, and the real
+//! `onedyno` binary started against it, with HTTP helpers and real signals.
+//!
+//! Every loop here is bounded by a deadline, so a broken build fails a test instead of hanging it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Polls `check` every 25 ms until it returns `Some` or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A `redis-server` of this test's own, in a temp dir, killed on drop.
+pub struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts a fresh server on a free port.
+    pub fn start() -> Redis {
+        for _ in 0..5 {
+            let mut redis = Redis::not_started();
+            if redis.spawn() {
+                return redis;
+            }
+        }
+        panic!("could not start redis-server (is it installed?)");
+    }
+
+    /// A server that is not running yet, on a port reserved for it.
+    pub fn not_started() -> Redis {
+        Redis {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        self.child = Some(child);
+        let up = eventually(Duration::from_secs(5), || {
+            let mut conn = redis::Client::open(self.url())
+                .ok()?
+                .get_connection()
+                .ok()?;
+            redis::cmd("PING").query::<String>(&mut conn).ok()
+        })
+        .is_some();
+        if !up {
+            self.stop();
+        }
+        up
+    }
+
+    /// Starts the server (again) on its port.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        assert!(
+            self.spawn(),
+            "redis-server did not come back on port {}",
+            self.port
+        );
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients, nothing saved).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain connection, to look at keys directly.
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test redis")
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `onedyno` binary, running, with its log captured; killed on drop.
+pub struct App {
+    child: Child,
+    port: u16,
+    logs: Arc<Mutex<Vec<String>>>,
+    client: Client,
+    name: String,
+}
+
+/// An HTTP client with a bounded timeout.
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("http client")
+}
+
+impl App {
+    /// Starts the binary against `redis_url` with `env` on top of a clean environment, and
+    /// waits until its port accepts connections.
+    pub fn start(redis_url: &str, env: &[(&str, &str)]) -> App {
+        let app = App::spawn(redis_url, env);
+        let port = app.port;
+        let accepting = eventually(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(
+            accepting.is_some(),
+            "app did not bind {port}:\n{}",
+            app.logs()
+        );
+        app
+    }
+
+    /// Starts the binary and waits until its workers have registered with Redis.
+    pub fn start_ready(redis_url: &str, env: &[(&str, &str)]) -> App {
+        let app = App::start(redis_url, env);
+        app.wait_for_log("event=worker.registered", Duration::from_secs(10));
+        app
+    }
+
+    /// Starts the binary without waiting for anything.
+    pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> App {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_onedyno"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("REDIS_URL", redis_url)
+            .env("RUST_LOG", "info")
+            .env("WEB_CONCURRENCY", "2");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start onedyno");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        App {
+            child,
+            port,
+            logs,
+            client: client(),
+            name: format!("onedyno:{port}"),
+        }
+    }
+
+    /// The HTTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `http://127.0.0.1:port{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Lines containing `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until a log line contains `needle`; panics with the log otherwise.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let found = eventually(timeout, || {
+            (!self.log_lines(needle).is_empty()).then_some(())
+        });
+        assert!(
+            found.is_some(),
+            "{}: no log line with {needle:?}:\n{}",
+            self.name,
+            self.logs()
+        );
+    }
+
+    /// Sends a real signal.
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("send signal");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// POST /jobs with a JSON body; returns status, headers' Location, and body.
+    pub fn enqueue(&self, body: &Value) -> (StatusCode, Option<String>, Value) {
+        self.enqueue_with(body, &[])
+    }
+
+    /// POST /jobs with extra headers.
+    pub fn enqueue_with(
+        &self,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Option<String>, Value) {
+        let mut req = self.client.post(self.url("/jobs")).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().expect("POST /jobs");
+        let status = res.status();
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = res.json().unwrap_or(Value::Null);
+        (status, location, body)
+    }
+
+    /// POST /jobs that must be accepted; returns the job's id.
+    pub fn enqueue_ok(&self, body: &Value) -> String {
+        let (status, _, job) = self.enqueue(body);
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        job["id"].as_str().expect("id").to_string()
+    }
+
+    /// GET a path; returns status and JSON body (Null when not JSON).
+    pub fn get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self.client.get(self.url(path)).send().expect("GET");
+        let status = res.status();
+        (status, res.json().unwrap_or(Value::Null))
+    }
+
+    /// GET /jobs/{id}, which must exist.
+    pub fn job(&self, id: &str) -> Value {
+        let (status, job) = self.get(&format!("/jobs/{id}"));
+        assert_eq!(status, StatusCode::OK, "GET /jobs/{id}: {job}");
+        job
+    }
+
+    /// Waits until the job has `status`; returns it.
+    pub fn wait_for_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        let mut last = Value::Null;
+        let found = eventually(timeout, || {
+            let (code, job) = self.get(&format!("/jobs/{id}"));
+            last = job.clone();
+            (code == StatusCode::OK && job["status"] == status).then_some(job)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "job {id} never became {status}; last seen {last}\n{}",
+                self.logs()
+            )
+        })
+    }
+
+    /// A request builder for anything else.
+    pub fn http(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            eprintln!("----- {} log -----\n{}", self.name, self.logs());
+        }
+    }
+}
+
+/// Reads a job hash straight from Redis (the test's own view, bypassing the app).
+pub fn job_field(conn: &mut redis::Connection, id: &str, field: &str) -> Option<String> {
+    redis::cmd("HGET")
+        .arg(format!("{{onedyno}}:job:{id}"))
+        .arg(field)
+        .query(conn)
+        .expect("HGET")
+}
+
+/// The ids in a process's in-flight lists, across all processes.
+pub fn inflight_ids(conn: &mut redis::Connection) -> Vec<String> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("{onedyno}:inflight:*")
+        .query(conn)
+        .expect("KEYS");
+    keys.iter()
+        .flat_map(|k| {
+            redis::cmd("LRANGE")
+                .arg(k)
+                .arg(0)
+                .arg(-1)
+                .query::<Vec<String>>(conn)
+                .expect("LRANGE")
+        })
+        .collect()
+}
+
+/// Length of a queue's ready list.
+pub fn queue_len(conn: &mut redis::Connection, queue: &str) -> usize {
+    redis::cmd("LLEN")
+        .arg(format!("{{onedyno}}:queue:{queue}"))
+        .query(conn)
+        .expect("LLEN")
+}
+
+/// Sends SIGTERM.
+pub const SIGTERM: Signal = Signal::SIGTERM;
+/// Sends SIGKILL.
+pub const SIGKILL: Signal = Signal::SIGKILL;
