@@ -90,7 +90,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {
         let config = self.config.clone();
         self.queue.redis().spawn_connect(shutdown.clone());
-        maintenance::spawn(self.queue.clone(), shutdown.clone());
+        maintenance::spawn(self.queue.clone(), config.queues.names(), shutdown.clone());
 
         // Handlers run on a runtime of their own: a job that hogs its threads cannot delay HTTP
         // (actix's own threads), heartbeats, or the writes that record outcomes.

@@ -309,6 +309,9 @@ impl Queue {
             .arg(limit.saturating_sub(1))
             .query_async(&mut conn)
             .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.cmd("HGETALL").arg(self.keys.job(id));

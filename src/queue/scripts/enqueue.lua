@@ -12,7 +12,8 @@ if ARGV[10] ~= '' then
   local ik = base .. 'idem:' .. ARGV[10]
   fp = redis.sha1hex(ARGV[12])
   local existing = redis.call('GET', ik)
-  if existing then
+  -- A key whose job was deleted (the dead set's size cap) no longer answers: make a new job.
+  if existing and redis.call('EXISTS', job_key(base, existing)) == 1 then
     local ejk = job_key(base, existing)
     local same = 0
     if redis.call('HGET', ejk, 'idem_fp') == fp then same = 1 end

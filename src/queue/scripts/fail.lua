@@ -22,13 +22,10 @@ end
 if ARGV[4] == 'dead' or failures >= tonumber(redis.call('HGET', jk, 'max_attempts')) then
   redis.call('HSET', jk, 'status', 'dead', 'finished_at', now)
   redis.call('ZADD', KEYS[4], now, id)
-  redis.call('PEXPIRE', jk, ARGV[7])
-  -- Keep the dead set within its age and size limits.
-  local cutoff = now - tonumber(ARGV[7])
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', cutoff)) do
-    redis.call('DEL', job_key(base, old))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', cutoff)
+  expire_finished(base, jk, ARGV[7])
+  -- Keep the dead set within its age and size limits. Records past their age expire by their
+  -- own TTL; those over the count are deleted now, so memory stays bounded.
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[7]))
   local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[8])
   if excess > 0 then
     local popped = redis.call('ZPOPMIN', KEYS[4], excess)
