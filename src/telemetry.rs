@@ -14,8 +14,23 @@ use tracing_subscriber::{EnvFilter, prelude::*};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. Call once, first thing in `main`.
+/// Installs the global subscriber, and a panic hook that logs panics as events. Call once,
+/// first thing in `main`.
 pub fn init(filter: &str, format: LogFormat) {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        tracing::error!(event = "panic", thread, location, message);
+    }));
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
@@ -65,6 +80,12 @@ struct LogfmtVisitor<'a> {
 
 impl LogfmtVisitor<'_> {
     fn push(&mut self, key: &str, value: &str) {
+        // Metric lines carry l2met `sample#name=value` pairs, written as they are.
+        if key == "l2met" {
+            self.line.push(' ');
+            self.line.push_str(value);
+            return;
+        }
         let key = if key == "message" { "msg" } else { key };
         self.line.push(' ');
         self.line.push_str(key);

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -21,7 +21,17 @@ fn is_public(path: &str) -> bool {
 pub async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if let Err(refusal) = check(&req) {
+        // Answered here (not raised), so the request log still sees and tags the response.
+        return Ok(req.error_response(refusal).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+fn check(req: &ServiceRequest) -> Result<(), ApiError> {
     if !is_public(req.path()) {
         let token = req
             .app_data::<web::Data<AppState>>()
@@ -35,20 +45,19 @@ pub async fn authorize(
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .unwrap_or("");
                 if !token_matches(given, &expected) {
-                    return Err(ApiError::Unauthorized("missing or wrong bearer token").into());
+                    return Err(ApiError::Unauthorized("missing or wrong bearer token"));
                 }
             }
             None => {
                 if !req.peer_addr().is_some_and(|a| is_loopback(a.ip())) {
                     return Err(ApiError::Unauthorized(
                         "API_TOKEN is not set, so only loopback clients are served",
-                    )
-                    .into());
+                    ));
                 }
             }
         }
     }
-    next.call(req).await
+    Ok(())
 }
 
 /// Compares in constant time, so response timing does not reveal how much of a guess was right.

@@ -34,6 +34,7 @@ pub(super) async fn run(worker: Arc<Worker>, stop: CancellationToken) {
     let mut registered = false;
     let mut last_renewal = Instant::now();
     let mut leases_void = false;
+    let mut failing = false;
     loop {
         if leases_void {
             // The stopped jobs still sit in this process's in-flight list under void leases: put
@@ -74,12 +75,20 @@ pub(super) async fn run(worker: Arc<Worker>, stop: CancellationToken) {
                         tracing::info!(event = "job.cancel_requested", job_id = %id);
                     }
                 }
+                if failing {
+                    tracing::info!(event = "worker.heartbeat_recovered");
+                    failing = false;
+                }
                 registered = true;
                 last_renewal = Instant::now();
                 HEARTBEAT_INTERVAL
             }
             Err(e) => {
-                tracing::warn!(event = "worker.heartbeat_failed", error = %e);
+                // Once per outage: the connection task already logs every reconnection attempt.
+                if !failing {
+                    tracing::warn!(event = "worker.heartbeat_failed", error = %e);
+                    failing = true;
+                }
                 if registered && !leases_void && last_renewal.elapsed() > LEASE_SAFETY {
                     worker.fetch_paused.store(true, Ordering::SeqCst);
                     let stopped = worker.running.stop_all(StopReason::LeaseLost);
