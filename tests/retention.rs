@@ -1,0 +1,152 @@
+//! Retention against a real Redis: succeeded and cancelled jobs expire after `JOB_RETENTION`, so
+//! Redis does not grow while jobs flow through.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{App, Redis};
+
+fn job_key(id: &str) -> String {
+    format!("{{onedyno}}:job:{id}")
+}
+
+fn pttl(conn: &mut redis::Connection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query(conn).expect("PTTL")
+}
+
+fn exists(conn: &mut redis::Connection, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query::<i64>(conn)
+        .expect("EXISTS")
+        == 1
+}
+
+fn keys(conn: &mut redis::Connection, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(conn).expect("KEYS");
+    keys.sort();
+    keys
+}
+
+/// Waits until `key` is gone; panics with what is left otherwise.
+fn wait_gone(conn: &mut redis::Connection, key: &str, timeout: Duration) {
+    let gone = support::eventually(timeout, || (!exists(conn, key)).then_some(()));
+    assert!(
+        gone.is_some(),
+        "{key} still exists (PTTL {} ms)",
+        pttl(conn, key)
+    );
+}
+
+#[test]
+fn a_succeeded_job_expires_after_job_retention() {
+    let redis = Redis::start();
+    let app = App::start_ready(&redis.url(), &[("JOB_RETENTION", "1")]);
+    let mut conn = redis.conn();
+    let id = app.enqueue_ok(&json!({"kind": "echo", "args": {"x": 1}}));
+    // While it waits or runs it has no expiry.
+    let ttl = pttl(&mut conn, &job_key(&id));
+    assert!(
+        ttl == -1 || ttl > 0,
+        "unexpected PTTL {ttl} right after enqueue"
+    );
+    app.wait_for_status(&id, "succeeded", Duration::from_secs(10));
+    let ttl = pttl(&mut conn, &job_key(&id));
+    assert!((1..=1000).contains(&ttl), "succeeded job's PTTL {ttl} ms");
+
+    wait_gone(&mut conn, &job_key(&id), Duration::from_secs(3));
+    assert_eq!(app.get(&format!("/jobs/{id}")).0, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn a_queued_job_never_expires_but_a_cancelled_one_does() {
+    let redis = Redis::start();
+    let web = App::start(
+        &redis.url(),
+        &[("WORKER_CONCURRENCY", "0"), ("JOB_RETENTION", "1")],
+    );
+    let healthy = support::eventually(Duration::from_secs(10), || {
+        (web.get("/health").0 == StatusCode::OK).then_some(())
+    });
+    assert!(healthy.is_some(), "never healthy:\n{}", web.logs());
+    let mut conn = redis.conn();
+    let waiting = web.enqueue_ok(&json!({"kind": "noop"}));
+    let cancelled = web.enqueue_ok(&json!({"kind": "noop", "delay": 30}));
+    assert_eq!(
+        pttl(&mut conn, &job_key(&waiting)),
+        -1,
+        "a queued job must not expire"
+    );
+    assert_eq!(
+        pttl(&mut conn, &job_key(&cancelled)),
+        -1,
+        "a scheduled job must not expire"
+    );
+
+    let res = web
+        .http()
+        .delete(web.url(&format!("/jobs/{cancelled}")))
+        .send()
+        .expect("DELETE");
+    assert_eq!(res.status(), StatusCode::OK);
+    let ttl = pttl(&mut conn, &job_key(&cancelled));
+    assert!((1..=1000).contains(&ttl), "cancelled job's PTTL {ttl} ms");
+    wait_gone(&mut conn, &job_key(&cancelled), Duration::from_secs(3));
+    assert_eq!(
+        web.get(&format!("/jobs/{cancelled}")).0,
+        StatusCode::NOT_FOUND
+    );
+    // The queued one is still there, well past the retention.
+    assert_eq!(web.job(&waiting)["status"], "queued");
+    assert_eq!(pttl(&mut conn, &job_key(&waiting)), -1);
+}
+
+#[test]
+fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passed() {
+    let redis = Redis::start();
+    let app = App::start_ready(&redis.url(), &[("JOB_RETENTION", "1")]);
+    let mut conn = redis.conn();
+    let before: i64 = redis::cmd("DBSIZE").query(&mut conn).expect("DBSIZE");
+    for i in 0..200 {
+        app.enqueue_ok(&json!({"kind": "noop", "args": {"i": i}}));
+    }
+    let all_ran = support::eventually(Duration::from_secs(20), || {
+        (app.log_lines("status=succeeded").len() >= 200).then_some(())
+    });
+    assert!(
+        all_ran.is_some(),
+        "only {} of 200 jobs succeeded",
+        app.log_lines("status=succeeded").len()
+    );
+    let drained = support::eventually(Duration::from_secs(5), || {
+        keys(&mut conn, "{onedyno}:job:*").is_empty().then_some(())
+    });
+    let left = keys(&mut conn, "*");
+    assert!(
+        drained.is_some(),
+        "{} job records left after their retention; keys: {:?}",
+        keys(&mut conn, "{onedyno}:job:*").len(),
+        left.iter().take(10).collect::<Vec<_>>()
+    );
+    // DBSIZE also counts expired keys Redis has not evicted yet; its active expiry gets to them.
+    let dbsize =
+        |conn: &mut redis::Connection| -> i64 { redis::cmd("DBSIZE").query(conn).expect("DBSIZE") };
+    let size = support::eventually(Duration::from_secs(5), || {
+        let size = dbsize(&mut conn);
+        (size <= 5).then_some(size)
+    })
+    .unwrap_or_else(|| dbsize(&mut conn));
+    eprintln!("DBSIZE {before} before 200 jobs, {size} after they expired: {left:?}");
+    // Only the constant keys remain: the known queues, the processes and this one's heartbeat.
+    let constant = |k: &str| {
+        k == "{onedyno}:queues" || k == "{onedyno}:processes" || k.starts_with("{onedyno}:process:")
+    };
+    assert!(
+        left.iter().all(|k| constant(k)),
+        "unexpected keys: {left:?}"
+    );
+    assert!(size <= 5, "DBSIZE {size}: {left:?}");
+}
