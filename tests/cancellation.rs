@@ -9,16 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{App, Redis};
 
-/// An app with no workers (HTTP only), once it reaches Redis.
-fn web_only(redis_url: &str) -> App {
-    let app = App::start(redis_url, &[("WORKER_CONCURRENCY", "0")]);
-    let healthy = support::eventually(Duration::from_secs(10), || {
-        (app.get("/health").0 == StatusCode::OK).then_some(())
-    });
-    assert!(healthy.is_some(), "never healthy:\n{}", app.logs());
-    app
-}
-
 fn delete(app: &App, id: &str) -> (StatusCode, Value) {
     let res = app
         .http()
@@ -40,7 +30,7 @@ fn zscore(conn: &mut redis::Connection, key: &str, id: &str) -> Option<f64> {
 #[test]
 fn a_cancelled_queued_job_never_runs() {
     let redis = Redis::start();
-    let web = web_only(&redis.url());
+    let web = App::start_web_only(&redis.url());
     let mut conn = redis.conn();
     let id = web.enqueue_ok(&json!({"kind": "noop"}));
     assert_eq!(web.job(&id)["status"], "queued");
@@ -96,7 +86,7 @@ fn a_cancelled_scheduled_job_never_runs() {
 #[test]
 fn cancelling_a_job_running_in_another_process_stops_it_there() {
     let redis = Redis::start();
-    let web = web_only(&redis.url());
+    let web = App::start_web_only(&redis.url());
     // A worker-only process: no HTTP, so the DELETE can only reach it through Redis.
     let worker = App::spawn(&redis.url(), &[("ROLE", "worker")]);
     worker.wait_for_log("event=worker.registered", Duration::from_secs(10));
@@ -209,7 +199,7 @@ fn a_job_cancelled_while_it_waits_for_a_retry_is_not_retried() {
 #[test]
 fn a_cancelled_job_can_be_retried_and_then_runs() {
     let redis = Redis::start();
-    let web = web_only(&redis.url());
+    let web = App::start_web_only(&redis.url());
     let mut conn = redis.conn();
     let id = web.enqueue_ok(&json!({"kind": "echo", "args": {"second": "chance"}}));
     let (status, _) = delete(&web, &id);

@@ -10,22 +10,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{App, Redis};
 
-const FAST_BACKOFF: [(&str, &str); 2] =
+const QUICK_BACKOFF: [(&str, &str); 2] =
     [("RETRY_BACKOFF_BASE", "0.05"), ("RETRY_BACKOFF_MAX", "0.2")];
 
 const DEAD_SET: &str = "{onedyno}:dead";
-
-fn job_key(id: &str) -> String {
-    format!("{{onedyno}}:job:{id}")
-}
-
-fn exists(conn: &mut redis::Connection, key: &str) -> bool {
-    redis::cmd("EXISTS")
-        .arg(key)
-        .query::<i64>(conn)
-        .expect("EXISTS")
-        == 1
-}
 
 fn dead_ids(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("ZRANGE")
@@ -68,7 +56,7 @@ fn dead_count(app: &App) -> u64 {
 #[test]
 fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
     let redis = Redis::start();
-    let app = App::start_ready(&redis.url(), &FAST_BACKOFF);
+    let app = App::start_ready(&redis.url(), &QUICK_BACKOFF);
 
     // Fails twice, which is its whole budget; after a manual retry its third attempt succeeds.
     let recovers = app.enqueue_ok(&json!({
@@ -173,21 +161,22 @@ fn dead_jobs_are_deleted_after_dead_retention() {
     let mut conn = redis.conn();
     let id = app.enqueue_ok(&json!({"kind": "fail", "max_attempts": 1}));
     app.wait_for_status(&id, "dead", Duration::from_secs(10));
-    assert!(exists(&mut conn, &job_key(&id)));
+    assert!(support::exists(&mut conn, &support::job_key(&id)));
     assert_eq!(dead_ids(&mut conn), vec![id.clone()]);
     let ttl: i64 = redis::cmd("PTTL")
-        .arg(job_key(&id))
+        .arg(support::job_key(&id))
         .query(&mut conn)
         .expect("PTTL");
     assert!((1..=2000).contains(&ttl), "dead job's TTL {ttl} ms");
 
     let gone = support::eventually(Duration::from_secs(6), || {
-        (!exists(&mut conn, &job_key(&id)) && dead_ids(&mut conn).is_empty()).then_some(())
+        (!support::exists(&mut conn, &support::job_key(&id)) && dead_ids(&mut conn).is_empty())
+            .then_some(())
     });
     assert!(
         gone.is_some(),
         "dead job still kept: key exists {}, dead set {:?}",
-        exists(&mut conn, &job_key(&id)),
+        support::exists(&mut conn, &support::job_key(&id)),
         dead_ids(&mut conn)
     );
     assert_eq!(app.get(&format!("/jobs/{id}")).0, StatusCode::NOT_FOUND);
@@ -212,11 +201,17 @@ fn at_most_dead_max_dead_jobs_are_kept_and_the_oldest_go_first() {
     let kept = dead_ids(&mut conn);
     assert_eq!(kept, ids[2..].to_vec(), "the three newest are kept");
     for id in &ids[..2] {
-        assert!(!exists(&mut conn, &job_key(id)), "{id} should be deleted");
+        assert!(
+            !support::exists(&mut conn, &support::job_key(id)),
+            "{id} should be deleted"
+        );
         assert_eq!(app.get(&format!("/jobs/{id}")).0, StatusCode::NOT_FOUND);
     }
     for id in &ids[2..] {
-        assert!(exists(&mut conn, &job_key(id)), "{id} should be kept");
+        assert!(
+            support::exists(&mut conn, &support::job_key(id)),
+            "{id} should be kept"
+        );
     }
     assert_eq!(dead_count(&app), 3);
     let newest_first: Vec<String> = ids[2..].iter().rev().cloned().collect();

@@ -5,19 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::json;
 use support::{App, Redis};
-
-/// An app with no workers (HTTP only), once it reaches Redis.
-fn web_only(redis_url: &str) -> App {
-    let app = App::start(redis_url, &[("WORKER_CONCURRENCY", "0")]);
-    let healthy = support::eventually(Duration::from_secs(10), || {
-        (app.get("/health").0 == StatusCode::OK).then_some(())
-    });
-    assert!(healthy.is_some(), "never healthy:\n{}", app.logs());
-    app
-}
 
 /// `(status, started_at ms)` of each job, read straight from Redis in one round trip.
 fn statuses_and_starts(conn: &mut redis::Connection, ids: &[String]) -> Vec<(String, i64)> {
@@ -37,7 +26,7 @@ fn statuses_and_starts(conn: &mut redis::Connection, ids: &[String]) -> Vec<(Str
 #[test]
 fn strict_queues_run_in_priority_order() {
     let redis = Redis::start();
-    let web = web_only(&redis.url());
+    let web = App::start_web_only(&redis.url());
     // Enqueued lowest priority first, interleaved, before any worker exists.
     let mut jobs: Vec<(&str, String)> = Vec::new();
     for _ in 0..3 {
@@ -107,7 +96,7 @@ fn strict_queues_run_in_priority_order() {
 #[test]
 fn weighted_queues_share_the_worker_and_the_light_one_is_not_starved() {
     let redis = Redis::start();
-    let web = web_only(&redis.url());
+    let web = App::start_web_only(&redis.url());
     let mut ids = Vec::new();
     for i in 0..400 {
         let queue = if i % 2 == 0 { "a" } else { "b" };

@@ -9,20 +9,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use support::{App, Redis};
 
-fn job_key(id: &str) -> String {
-    format!("{{onedyno}}:job:{id}")
-}
-
 fn pttl(conn: &mut redis::Connection, key: &str) -> i64 {
     redis::cmd("PTTL").arg(key).query(conn).expect("PTTL")
-}
-
-fn exists(conn: &mut redis::Connection, key: &str) -> bool {
-    redis::cmd("EXISTS")
-        .arg(key)
-        .query::<i64>(conn)
-        .expect("EXISTS")
-        == 1
 }
 
 fn keys(conn: &mut redis::Connection, pattern: &str) -> Vec<String> {
@@ -33,7 +21,7 @@ fn keys(conn: &mut redis::Connection, pattern: &str) -> Vec<String> {
 
 /// Waits until `key` is gone; panics with what is left otherwise.
 fn wait_gone(conn: &mut redis::Connection, key: &str, timeout: Duration) {
-    let gone = support::eventually(timeout, || (!exists(conn, key)).then_some(()));
+    let gone = support::eventually(timeout, || (!support::exists(conn, key)).then_some(()));
     assert!(
         gone.is_some(),
         "{key} still exists (PTTL {} ms)",
@@ -48,16 +36,16 @@ fn a_succeeded_job_expires_after_job_retention() {
     let mut conn = redis.conn();
     let id = app.enqueue_ok(&json!({"kind": "echo", "args": {"x": 1}}));
     // While it waits or runs it has no expiry.
-    let ttl = pttl(&mut conn, &job_key(&id));
+    let ttl = pttl(&mut conn, &support::job_key(&id));
     assert!(
         ttl == -1 || ttl > 0,
         "unexpected PTTL {ttl} right after enqueue"
     );
     app.wait_for_status(&id, "succeeded", Duration::from_secs(10));
-    let ttl = pttl(&mut conn, &job_key(&id));
+    let ttl = pttl(&mut conn, &support::job_key(&id));
     assert!((1..=1000).contains(&ttl), "succeeded job's PTTL {ttl} ms");
 
-    wait_gone(&mut conn, &job_key(&id), Duration::from_secs(3));
+    wait_gone(&mut conn, &support::job_key(&id), Duration::from_secs(3));
     assert_eq!(app.get(&format!("/jobs/{id}")).0, StatusCode::NOT_FOUND);
 }
 
@@ -76,12 +64,12 @@ fn a_queued_job_never_expires_but_a_cancelled_one_does() {
     let waiting = web.enqueue_ok(&json!({"kind": "noop"}));
     let cancelled = web.enqueue_ok(&json!({"kind": "noop", "delay": 30}));
     assert_eq!(
-        pttl(&mut conn, &job_key(&waiting)),
+        pttl(&mut conn, &support::job_key(&waiting)),
         -1,
         "a queued job must not expire"
     );
     assert_eq!(
-        pttl(&mut conn, &job_key(&cancelled)),
+        pttl(&mut conn, &support::job_key(&cancelled)),
         -1,
         "a scheduled job must not expire"
     );
@@ -92,16 +80,20 @@ fn a_queued_job_never_expires_but_a_cancelled_one_does() {
         .send()
         .expect("DELETE");
     assert_eq!(res.status(), StatusCode::OK);
-    let ttl = pttl(&mut conn, &job_key(&cancelled));
+    let ttl = pttl(&mut conn, &support::job_key(&cancelled));
     assert!((1..=1000).contains(&ttl), "cancelled job's PTTL {ttl} ms");
-    wait_gone(&mut conn, &job_key(&cancelled), Duration::from_secs(3));
+    wait_gone(
+        &mut conn,
+        &support::job_key(&cancelled),
+        Duration::from_secs(3),
+    );
     assert_eq!(
         web.get(&format!("/jobs/{cancelled}")).0,
         StatusCode::NOT_FOUND
     );
     // The queued one is still there, well past the retention.
     assert_eq!(web.job(&waiting)["status"], "queued");
-    assert_eq!(pttl(&mut conn, &job_key(&waiting)), -1);
+    assert_eq!(pttl(&mut conn, &support::job_key(&waiting)), -1);
 }
 
 #[test]

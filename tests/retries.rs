@@ -10,19 +10,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{App, Redis};
 
-/// Fast backoff: about 0.2 s, 0.4 s, 0.8 s, capped at 1 s.
-const FAST_BACKOFF: [(&str, &str); 2] = [("RETRY_BACKOFF_BASE", "0.2"), ("RETRY_BACKOFF_MAX", "1")];
-
-/// An RFC 3339 time from the API as ms since the epoch.
-fn ms(value: &Value) -> i64 {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a time: {value}"));
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
-        .timestamp_millis()
-}
-
 /// The `retry_in_ms` of each `job.finished` line of `id`, in order (None when it was not retried).
 fn retry_delays(app: &App, id: &str) -> Vec<Option<u64>> {
     app.log_lines("event=job.finished")
@@ -39,7 +26,7 @@ fn retry_delays(app: &App, id: &str) -> Vec<Option<u64>> {
 #[test]
 fn a_failing_job_is_retried_with_growing_backoff_until_it_is_dead() {
     let redis = Redis::start();
-    let app = App::start_ready(&redis.url(), &FAST_BACKOFF);
+    let app = App::start_ready(&redis.url(), &support::FAST_BACKOFF);
     let id = app.enqueue_ok(&json!({
         "kind": "fail", "args": {"message": "boom"}, "max_attempts": 3
     }));
@@ -68,11 +55,11 @@ fn a_failing_job_is_retried_with_growing_backoff_until_it_is_dead() {
     assert!((150..=250).contains(&first), "first backoff {first} ms");
     assert!((300..=500).contains(&second), "second backoff {second} ms");
     assert!(second > first, "backoff grows: {first} then {second} ms");
-    let at: Vec<i64> = errors.iter().map(|e| ms(&e["at"])).collect();
+    let at: Vec<i64> = errors.iter().map(|e| support::ms(&e["at"])).collect();
     let (gap1, gap2) = (at[1] - at[0], at[2] - at[1]);
     eprintln!(
         "backoff chosen {first} ms, {second} ms; failures {gap1} ms, {gap2} ms apart; dead after {} ms",
-        ms(&dead["finished_at"]) - ms(&dead["created_at"])
+        support::ms(&dead["finished_at"]) - support::ms(&dead["created_at"])
     );
     assert!(gap1 >= first as i64, "retried after {gap1} ms < {first} ms");
     assert!(
@@ -80,7 +67,7 @@ fn a_failing_job_is_retried_with_growing_backoff_until_it_is_dead() {
         "retried after {gap2} ms < {second} ms"
     );
     assert!(
-        ms(&dead["finished_at"]) - ms(&dead["created_at"]) < 5000,
+        support::ms(&dead["finished_at"]) - support::ms(&dead["created_at"]) < 5000,
         "took too long to die: {dead}"
     );
     let line = app
@@ -97,7 +84,7 @@ fn a_failing_job_is_retried_with_growing_backoff_until_it_is_dead() {
 #[test]
 fn a_job_that_fails_twice_succeeds_on_its_third_attempt() {
     let redis = Redis::start();
-    let app = App::start_ready(&redis.url(), &FAST_BACKOFF);
+    let app = App::start_ready(&redis.url(), &support::FAST_BACKOFF);
     let id = app.enqueue_ok(&json!({
         "kind": "fail", "args": {"times": 2, "message": "not yet"}, "max_attempts": 5
     }));
@@ -114,7 +101,7 @@ fn a_job_that_fails_twice_succeeds_on_its_third_attempt() {
 #[test]
 fn a_permanent_failure_is_dead_after_one_attempt() {
     let redis = Redis::start();
-    let app = App::start_ready(&redis.url(), &FAST_BACKOFF);
+    let app = App::start_ready(&redis.url(), &support::FAST_BACKOFF);
     let id = app.enqueue_ok(&json!({
         "kind": "fail", "args": {"permanent": true, "message": "bad input"}, "max_attempts": 5
     }));
@@ -147,8 +134,8 @@ fn retry_after_overrides_the_backoff_and_the_waiting_job_shows_retrying() {
     // While it waits for its retry: status retrying, and GET /queues counts it.
     let waiting = app.wait_for_status(&id, "retrying", Duration::from_secs(5));
     assert_eq!(waiting["attempts"], 1, "{waiting}");
-    let failed_at = ms(&waiting["errors"][0]["at"]);
-    let due = ms(&waiting["run_at"]) - failed_at;
+    let failed_at = support::ms(&waiting["errors"][0]["at"]);
+    let due = support::ms(&waiting["run_at"]) - failed_at;
     assert!(
         (1400..=1600).contains(&due),
         "retry due {due} ms after the failure: {waiting}"
@@ -162,7 +149,7 @@ fn retry_after_overrides_the_backoff_and_the_waiting_job_shows_retrying() {
 
     let done = app.wait_for_status(&id, "succeeded", Duration::from_secs(10));
     assert_eq!(done["attempts"], 2, "{done}");
-    let waited = ms(&done["started_at"]) - failed_at;
+    let waited = support::ms(&done["started_at"]) - failed_at;
     eprintln!("retry_after 1.5 s: second attempt started {waited} ms after the failure");
     assert!(
         waited >= 1200,
@@ -179,7 +166,7 @@ fn retry_after_overrides_the_backoff_and_the_waiting_job_shows_retrying() {
 #[test]
 fn a_job_that_exceeds_its_timeout_is_a_failed_attempt_and_is_retried() {
     let redis = Redis::start();
-    let app = App::start_ready(&redis.url(), &FAST_BACKOFF);
+    let app = App::start_ready(&redis.url(), &support::FAST_BACKOFF);
     let id = app.enqueue_ok(&json!({
         "kind": "sleep", "args": {"ms": 60000}, "timeout": 0.3, "max_attempts": 2
     }));
@@ -193,7 +180,7 @@ fn a_job_that_exceeds_its_timeout_is_a_failed_attempt_and_is_retried() {
         assert!(message.contains("timed out"), "{dead}");
     }
     // Each attempt ran about its timeout, not the minute it asked for.
-    let took = ms(&dead["finished_at"]) - ms(&dead["started_at"]);
+    let took = support::ms(&dead["finished_at"]) - support::ms(&dead["started_at"]);
     assert!(
         (250..3000).contains(&took),
         "the last attempt took {took} ms"

@@ -11,16 +11,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{App, Redis};
 
-/// An RFC 3339 time from the API as ms since the epoch.
-fn ms(value: &Value) -> i64 {
-    let text = value
-        .as_str()
-        .unwrap_or_else(|| panic!("not a time: {value}"));
-    chrono::DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
-        .timestamp_millis()
-}
-
 fn scheduled_count(app: &App) -> u64 {
     let (status, queues) = app.get("/queues");
     assert_eq!(status, StatusCode::OK, "{queues}");
@@ -38,7 +28,7 @@ fn a_delayed_job_stays_scheduled_until_its_delay_has_passed() {
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     assert_eq!(job["status"], "scheduled", "{job}");
     let id = job["id"].as_str().unwrap().to_string();
-    let due = ms(&job["run_at"]) - ms(&job["created_at"]);
+    let due = support::ms(&job["run_at"]) - support::ms(&job["created_at"]);
     assert_eq!(due, 1500, "{job}");
     assert_eq!(scheduled_count(&app), 1);
 
@@ -50,7 +40,7 @@ fn a_delayed_job_stays_scheduled_until_its_delay_has_passed() {
     let done = app.wait_for_status(&id, "succeeded", Duration::from_secs(6));
     assert_eq!(done["result"], json!({"late": true}));
     assert_eq!(done["attempts"], 1, "{done}");
-    let waited = ms(&done["started_at"]) - ms(&done["created_at"]);
+    let waited = support::ms(&done["started_at"]) - support::ms(&done["created_at"]);
     eprintln!("delay 1.5 s: started {waited} ms after creation");
     assert!(
         waited >= 1300,
@@ -72,14 +62,14 @@ fn a_job_with_a_future_run_at_runs_then() {
     let (status, _, job) = app.enqueue(&json!({"kind": "noop", "run_at": run_at}));
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     assert_eq!(job["status"], "scheduled", "{job}");
-    assert_eq!(ms(&job["run_at"]), at.timestamp_millis(), "{job}");
+    assert_eq!(support::ms(&job["run_at"]), at.timestamp_millis(), "{job}");
     let id = job["id"].as_str().unwrap().to_string();
 
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(app.job(&id)["status"], "scheduled");
 
     let done = app.wait_for_status(&id, "succeeded", Duration::from_secs(6));
-    let started = ms(&done["started_at"]);
+    let started = support::ms(&done["started_at"]);
     let late = started - at.timestamp_millis();
     eprintln!("run_at +2 s: started {late} ms after run_at");
     assert!(late >= 0, "started {} ms before its run_at", -late);
@@ -97,10 +87,13 @@ fn a_job_with_a_past_run_at_runs_at_once() {
     assert_eq!(job["status"], "queued", "{job}");
     let id = job["id"].as_str().unwrap().to_string();
     let done = app.wait_for_status(&id, "succeeded", Duration::from_secs(5));
-    let waited = ms(&done["started_at"]) - ms(&done["created_at"]);
+    let waited = support::ms(&done["started_at"]) - support::ms(&done["created_at"]);
     assert!(waited < 1000, "a past run_at waited {waited} ms: {done}");
     // run_at shows when it became due: not before it was created.
-    assert!(ms(&done["run_at"]) >= ms(&done["created_at"]), "{done}");
+    assert!(
+        support::ms(&done["run_at"]) >= support::ms(&done["created_at"]),
+        "{done}"
+    );
 }
 
 #[test]
@@ -157,7 +150,7 @@ fn three_processes_promote_a_spread_schedule_and_run_every_job_exactly_once() {
             })
             .sum::<usize>();
         assert_eq!(started, 1, "job {id} started {started} times");
-        let late = ms(&job["started_at"]) - ms(&job["run_at"]);
+        let late = support::ms(&job["started_at"]) - support::ms(&job["run_at"]);
         assert!(late >= 0, "started {} ms before its run_at: {job}", -late);
         delays.push(late);
     }

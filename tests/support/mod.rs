@@ -172,6 +172,16 @@ impl App {
         app
     }
 
+    /// Starts a web-only process (`WORKER_CONCURRENCY=0`) and waits until it reaches Redis.
+    pub fn start_web_only(redis_url: &str) -> App {
+        let app = App::start(redis_url, &[("WORKER_CONCURRENCY", "0")]);
+        let healthy = eventually(Duration::from_secs(10), || {
+            (app.get("/health").0 == StatusCode::OK).then_some(())
+        });
+        assert!(healthy.is_some(), "never healthy:\n{}", app.logs());
+        app
+    }
+
     /// Starts the binary without waiting for anything.
     pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> App {
         let port = free_port();
@@ -371,7 +381,7 @@ impl Drop for App {
 /// Reads a job hash straight from Redis (the test's own view, bypassing the app).
 pub fn job_field(conn: &mut redis::Connection, id: &str, field: &str) -> Option<String> {
     redis::cmd("HGET")
-        .arg(format!("{{onedyno}}:job:{id}"))
+        .arg(job_key(id))
         .arg(field)
         .query(conn)
         .expect("HGET")
@@ -401,6 +411,34 @@ pub fn queue_len(conn: &mut redis::Connection, queue: &str) -> usize {
         .arg(format!("{{onedyno}}:queue:{queue}"))
         .query(conn)
         .expect("LLEN")
+}
+
+/// Fast retries for tests: about 0.2 s, 0.4 s, 0.8 s, capped at 1 s.
+pub const FAST_BACKOFF: [(&str, &str); 2] =
+    [("RETRY_BACKOFF_BASE", "0.2"), ("RETRY_BACKOFF_MAX", "1")];
+
+/// An RFC 3339 time from the API as ms since the epoch.
+pub fn ms(value: &Value) -> i64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {value}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"))
+        .timestamp_millis()
+}
+
+/// The Redis key of a job's record.
+pub fn job_key(id: &str) -> String {
+    format!("{{onedyno}}:job:{id}")
+}
+
+/// Whether a key exists.
+pub fn exists(conn: &mut redis::Connection, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query::<i64>(conn)
+        .expect("EXISTS")
+        == 1
 }
 
 /// Sends SIGTERM.
