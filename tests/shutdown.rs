@@ -132,3 +132,19 @@ fn sigterm_on_an_idle_process_exits_at_once() {
     );
     no_inflight_and_no_processes(&redis);
 }
+
+#[test]
+fn sigterm_before_redis_was_ever_reached_exits_at_once() {
+    let redis = Redis::not_started();
+    let mut app = App::start(&redis.url(), &[]);
+    app.wait_for_log("event=redis.connect_failed", Duration::from_secs(5));
+    let signalled = Instant::now();
+    app.signal(SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(10)).expect("no exit");
+    assert_eq!(status.code(), Some(0), "{}", app.logs());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        signalled.elapsed()
+    );
+}

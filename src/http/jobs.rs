@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::body::{canonical, read_json};
 use super::{ApiError, AppState};
 use crate::config::valid_queue_name;
-use crate::queue::{Cancelled, Enqueued, JobRecord, NewJob, Retried, RunAt};
+use crate::queue::{Cancelled, Enqueued, NewJob, Retried, RunAt};
 
 /// The longest `delay` accepted, and the furthest `run_at`.
 const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -139,7 +139,7 @@ pub async fn enqueue(
                 job_id = %job.id,
                 kind = %job.kind,
                 queue = %job.queue,
-                status = ?job.status
+                status = %job.status
             );
             Ok(HttpResponse::Accepted()
                 .insert_header(location(&job.id))
@@ -175,13 +175,6 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(job))
 }
 
-fn status_name(job: &JobRecord) -> String {
-    serde_json::to_value(job.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// `DELETE /jobs/{id}`: cancel.
 pub async fn cancel(
     state: web::Data<AppState>,
@@ -192,7 +185,7 @@ pub async fn cancel(
         Cancelled::Missing => Err(not_found(id)),
         Cancelled::Finished(job) => Err(ApiError::Conflict(format!(
             "job {id} is already {}",
-            status_name(&job)
+            job.status
         ))),
         Cancelled::Cancelled(job) => {
             tracing::info!(event = "job.cancelled", job_id = %job.id, kind = %job.kind, queue = %job.queue);
@@ -211,7 +204,7 @@ pub async fn retry(
         Retried::Missing => Err(not_found(id)),
         Retried::Conflict(job) => Err(ApiError::Conflict(format!(
             "only dead or cancelled jobs can be retried; job {id} is {}{}",
-            status_name(&job),
+            job.status,
             if job.lease.is_some() {
                 " and still stopping"
             } else {

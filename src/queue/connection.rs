@@ -45,6 +45,11 @@ impl RedisHandle {
             .ok_or_else(|| QueueError::Unavailable("not connected yet".into()))
     }
 
+    /// Whether the first connection has been made (before it, nothing can have been fetched).
+    pub fn is_connected(&self) -> bool {
+        self.manager.get().is_some()
+    }
+
     /// A new dedicated connection for pub/sub.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, QueueError> {
         let connect = self.client.get_async_pubsub();

@@ -30,8 +30,39 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    const ALL: [JobStatus; 7] = [
+        JobStatus::Scheduled,
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Succeeded,
+        JobStatus::Dead,
+        JobStatus::Cancelled,
+    ];
+
+    /// The status as the API and the Lua scripts spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Scheduled => "scheduled",
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Retrying => "retrying",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Dead => "dead",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
     fn parse(s: &str) -> Option<JobStatus> {
-        serde_json::from_value(Value::String(s.to_string())).ok()
+        JobStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -233,6 +264,14 @@ mod tests {
         assert_eq!(json["args"]["a"], 1);
         assert!(json.get("lease").is_none() && json.get("checkpoint").is_none());
         assert_eq!(json["finished_at"], Value::Null);
+    }
+
+    #[test]
+    fn statuses_read_back_as_written() {
+        for status in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 
     #[test]

@@ -211,6 +211,11 @@ async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
         let until = shutdown.exit_deadline() - Duration::from_millis(400);
         let _ = tokio::time::timeout_at(until, permits.acquire_many(all)).await;
     }
+    if !worker.queue.redis().is_connected() {
+        // Never connected, so nothing was fetched: there is nothing to put back.
+        tracing::info!(event = "worker.stopped", process = %worker.process, requeued = 0);
+        return;
+    }
     let give_up = shutdown.exit_deadline() - Duration::from_millis(100);
     loop {
         match tokio::time::timeout_at(give_up, worker.queue.release_process(&worker.process)).await
