@@ -3,6 +3,7 @@
 //! Adding a kind is one file here (a struct implementing [`Handler`] with typed `Args`) and one
 //! line in [`registry`].
 
+mod cpu;
 mod echo;
 mod fail;
 mod handler;
@@ -22,6 +23,7 @@ pub fn registry() -> Registry {
         .register("echo", echo::Echo)
         .register("sleep", sleep::Sleep)
         .register("fail", fail::Fail)
-        .register("steps", steps::Steps);
+        .register("steps", steps::Steps)
+        .register("cpu", cpu::Cpu);
     registry
 }

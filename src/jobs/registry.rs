@@ -126,7 +126,7 @@ mod tests {
         );
         assert_eq!(
             registry.kinds(),
-            vec!["echo", "fail", "noop", "sleep", "steps"]
+            vec!["cpu", "echo", "fail", "noop", "sleep", "steps"]
         );
     }
 }
