@@ -151,6 +151,8 @@ pub struct Beat {
     pub reaped: bool,
     /// Ids of this process's running jobs that were cancelled through the API.
     pub cancelled: Vec<String>,
+    /// `(id, lease)` of every job this process holds in its in-flight list.
+    pub held: Vec<(String, String)>,
 }
 
 /// A snapshot of every queue, for `GET /queues`.
@@ -421,10 +423,19 @@ impl Queue {
             "ok" => {
                 let mut leases = Vec::with_capacity(jobs.len());
                 for fields in jobs {
-                    let job = JobRecord::from_fields(fields)?;
-                    let token = job.lease.clone().ok_or_else(|| {
-                        QueueError::Corrupt(format!("job {} has no lease", job.id))
-                    })?;
+                    // A record that cannot be read stays in flight (the heartbeat puts it
+                    // back) rather than failing the whole batch.
+                    let job = match JobRecord::from_fields(fields) {
+                        Ok(job) => job,
+                        Err(e) => {
+                            tracing::error!(event = "job.unreadable", error = %e);
+                            continue;
+                        }
+                    };
+                    let Some(token) = job.lease.clone() else {
+                        tracing::error!(event = "job.unreadable", job_id = %job.id, error = "no lease");
+                        continue;
+                    };
                     leases.push(Lease {
                         job,
                         token,
@@ -447,7 +458,7 @@ impl Queue {
         registered_before: bool,
     ) -> Result<Beat, QueueError> {
         let mut conn = self.redis.connection()?;
-        let (reaped, cancelled): (i64, Vec<String>) = scripts::HEARTBEAT
+        let (reaped, cancelled, held): (i64, Vec<String>, Vec<String>) = scripts::HEARTBEAT
             .key(self.keys.heartbeat(process))
             .key(self.keys.processes())
             .key(self.keys.inflight(process))
@@ -458,10 +469,50 @@ impl Queue {
             .arg(process)
             .invoke_async(&mut conn)
             .await?;
+        let held = held
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
         Ok(Beat {
             reaped: reaped == 1,
             cancelled,
+            held,
         })
+    }
+
+    /// Gives back a job `process` holds under `lease` without a runner for it (see the worker's
+    /// heartbeat), as a requeue: not counted as a failure.
+    pub async fn requeue_held(
+        &self,
+        process: &str,
+        id: &str,
+        lease: &str,
+    ) -> Result<RequeueOutcome, QueueError> {
+        let inflight = self.keys.inflight(process);
+        self.requeue_lease(id, lease, &inflight).await
+    }
+
+    async fn requeue_lease(
+        &self,
+        id: &str,
+        lease: &str,
+        inflight: &str,
+    ) -> Result<RequeueOutcome, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let tag: String = scripts::REQUEUE
+            .key(self.keys.job(id))
+            .key(inflight)
+            .arg(self.keys.base())
+            .arg(lease)
+            .arg(ms(self.retention.job))
+            .invoke_async(&mut conn)
+            .await?;
+        match tag.as_str() {
+            "queued" => Ok(RequeueOutcome::Queued),
+            "cancelled" => Ok(RequeueOutcome::Cancelled),
+            "lost" => Ok(RequeueOutcome::LeaseLost),
+            _ => Err(script_tag(&tag, "requeue")),
+        }
     }
 
     /// Puts back the jobs of every process whose heartbeat expired; returns `(process, jobs)`.
@@ -594,22 +645,14 @@ impl Lease {
 
     /// Gives the job back to the front of its queue, not counted as a failure.
     pub async fn requeue(&self) -> Result<RequeueOutcome, QueueError> {
-        let q = &self.queue;
-        let mut conn = q.redis.connection()?;
-        let tag: String = scripts::REQUEUE
-            .key(q.keys.job(&self.job.id))
-            .key(&self.inflight)
-            .arg(q.keys.base())
-            .arg(&self.token)
-            .arg(ms(q.retention.job))
-            .invoke_async(&mut conn)
-            .await?;
-        match tag.as_str() {
-            "queued" => Ok(RequeueOutcome::Queued),
-            "cancelled" => Ok(RequeueOutcome::Cancelled),
-            "lost" => Ok(RequeueOutcome::LeaseLost),
-            _ => Err(script_tag(&tag, "requeue")),
-        }
+        self.queue
+            .requeue_lease(&self.job.id, &self.token, &self.inflight)
+            .await
+    }
+
+    /// The lease token.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Saves progress or a checkpoint. Returns false when the lease was lost.

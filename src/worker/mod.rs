@@ -98,9 +98,16 @@ impl Pool {
 
         fetch_loop(&worker, &shutdown, &permits, &wake).await;
         drain(&worker, &shutdown, &permits).await;
-
+        // The heartbeat stops before the release deregisters this process, so that it neither
+        // registers it again nor mistakes the release for a reaper's.
         heartbeat_stop.cancel();
-        let _ = heartbeat.await;
+        if tokio::time::timeout(Duration::from_millis(300), heartbeat)
+            .await
+            .is_err()
+        {
+            tracing::warn!(event = "worker.heartbeat_stuck");
+        }
+        release(&worker, &shutdown).await;
     }
 }
 
@@ -194,7 +201,7 @@ async fn fetch_loop(
 }
 
 /// Lets running jobs finish until the drain deadline, then interrupts them (their runners put
-/// them back), then releases whatever this process still holds and deregisters it.
+/// them back) and gives them until shortly before the exit deadline.
 async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
     let all = worker.settings.concurrency as u32;
     tracing::info!(
@@ -208,15 +215,19 @@ async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
     if !finished {
         let interrupted = worker.running.stop_all(StopReason::Interrupted);
         tracing::info!(event = "worker.interrupting", jobs = interrupted);
-        let until = shutdown.exit_deadline() - Duration::from_millis(400);
+        let until = shutdown.exit_deadline() - Duration::from_millis(700);
         let _ = tokio::time::timeout_at(until, permits.acquire_many(all)).await;
     }
+}
+
+/// Puts back whatever this process still holds and deregisters it.
+async fn release(worker: &Worker, shutdown: &Shutdown) {
     if !worker.queue.redis().is_connected() {
         // Never connected, so nothing was fetched: there is nothing to put back.
         tracing::info!(event = "worker.stopped", process = %worker.process, requeued = 0);
         return;
     }
-    let give_up = shutdown.exit_deadline() - Duration::from_millis(100);
+    let give_up = shutdown.exit_deadline() - Duration::from_millis(300);
     loop {
         match tokio::time::timeout_at(give_up, worker.queue.release_process(&worker.process)).await
         {

@@ -18,6 +18,8 @@ use crate::queue::{FailOutcome, Lease, NextAttempt, RequeueOutcome};
 
 /// How long a stopped handler may take to return before it is aborted.
 const STOP_GRACE: Duration = Duration::from_millis(500);
+/// The longest wait before a retry, whatever a handler asks (keeps due times representable).
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// How an attempt ended.
 enum Outcome {
@@ -35,7 +37,7 @@ enum Outcome {
 /// Runs `lease`'s job and writes its outcome; the permit is held until then.
 pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphorePermit) {
     let job = lease.job();
-    let stop = worker.running.insert(&job.id);
+    let stop = worker.running.insert(&job.id, lease.token());
     let started = Instant::now();
     tracing::info!(
         event = "job.started",
@@ -46,7 +48,7 @@ pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphor
     );
     let outcome = attempt(&worker, &lease, &stop).await;
     write_outcome(&worker, &lease, &stop, outcome, started).await;
-    worker.running.remove(&job.id);
+    worker.running.remove(&job.id, &stop);
     drop(permit);
 }
 
@@ -161,12 +163,13 @@ async fn write_outcome(
             Outcome::Failed { message, retry } => {
                 let next = match retry {
                     Retry::Never => NextAttempt::Never,
-                    Retry::After(d) => NextAttempt::RetryAfter(*d),
+                    Retry::After(d) => NextAttempt::RetryAfter((*d).min(MAX_RETRY_DELAY)),
                     Retry::Backoff => NextAttempt::RetryAfter(
                         worker
                             .settings
                             .backoff
-                            .delay(job.failures + 1, &mut rand::rng()),
+                            .delay(job.failures + 1, &mut rand::rng())
+                            .min(MAX_RETRY_DELAY),
                     ),
                 };
                 lease.fail(message, next).await.map(|o| {

@@ -19,8 +19,9 @@ pub enum StopReason {
 }
 
 /// One job's stop switch. The first reason given wins.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JobStop {
+    lease: String,
     token: CancellationToken,
     reason: OnceLock<StopReason>,
 }
@@ -56,16 +57,31 @@ impl RunningJobs {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a job that starts now.
-    pub fn insert(&self, id: &str) -> Arc<JobStop> {
-        let stop = Arc::new(JobStop::default());
+    /// Registers a job that starts now under `lease`.
+    pub fn insert(&self, id: &str, lease: &str) -> Arc<JobStop> {
+        let stop = Arc::new(JobStop {
+            lease: lease.to_string(),
+            token: CancellationToken::new(),
+            reason: OnceLock::new(),
+        });
         self.lock().insert(id.to_string(), stop.clone());
         stop
     }
 
-    /// Forgets a job that ended.
-    pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
+    /// Forgets a job that ended, unless a newer run of the same job took its place meanwhile.
+    pub fn remove(&self, id: &str, stop: &Arc<JobStop>) {
+        let mut jobs = self.lock();
+        if jobs
+            .get(id)
+            .is_some_and(|current| Arc::ptr_eq(current, stop))
+        {
+            jobs.remove(id);
+        }
+    }
+
+    /// Whether a runner here holds `id` under `lease`.
+    pub fn holds(&self, id: &str, lease: &str) -> bool {
+        self.lock().get(id).is_some_and(|stop| stop.lease == lease)
     }
 
     /// Stops one job, if it runs here. Returns whether it did.
@@ -106,13 +122,20 @@ mod tests {
     #[test]
     fn the_first_reason_wins() {
         let running = RunningJobs::default();
-        let stop = running.insert("a");
+        let stop = running.insert("a", "p:1");
+        assert!(running.holds("a", "p:1") && !running.holds("a", "p:2"));
         assert!(running.stop("a", StopReason::Interrupted));
         assert!(!running.stop("b", StopReason::Cancelled));
         running.stop_all(StopReason::LeaseLost);
         assert_eq!(stop.reason(), Some(StopReason::Interrupted));
         assert!(stop.token().is_cancelled());
-        running.remove("a");
+        let newer = running.insert("a", "p:2");
+        running.remove("a", &stop);
+        assert!(
+            running.holds("a", "p:2"),
+            "an older run must not remove a newer one"
+        );
+        running.remove("a", &newer);
         assert!(running.is_empty());
     }
 }

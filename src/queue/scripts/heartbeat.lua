@@ -2,17 +2,24 @@
 -- KEYS[1] this process's heartbeat key  KEYS[2] processes set  KEYS[3] this process's in-flight list
 -- ARGV[1] base  ARGV[2] heartbeat lifetime ms  ARGV[3] process info (JSON)  ARGV[4] '1' if registered before
 -- ARGV[5] process id
--- Returns {reaped, {ids of this process's running jobs that were cancelled through the API}}.
+-- Returns {reaped, {ids of this process's running jobs that were cancelled through the API},
+-- {id, lease, id, lease, ...} of the jobs this process holds}.
 -- reaped = 1 means a reaper released this process (its heartbeat had expired): its leases are
 -- void, and it is not registered again here, so that it fetches nothing until it has stopped the
 -- jobs it was running and registers afresh.
-if ARGV[4] == '1' and redis.call('SISMEMBER', KEYS[2], ARGV[5]) == 0 then return {1, {}} end
+if ARGV[4] == '1' and redis.call('SISMEMBER', KEYS[2], ARGV[5]) == 0 then return {1, {}, {}} end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[5])
-local cancelled = {}
+local cancelled, held = {}, {}
 for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
-  if redis.call('HGET', job_key(ARGV[1], id), 'cancel') == '1' then
+  local jk = job_key(ARGV[1], id)
+  if redis.call('HGET', jk, 'cancel') == '1' then
     cancelled[#cancelled + 1] = id
   end
+  local lease = redis.call('HGET', jk, 'lease')
+  if lease and redis.call('HGET', jk, 'owner') == ARGV[5] then
+    held[#held + 1] = id
+    held[#held + 1] = lease
+  end
 end
-return {0, cancelled}
+return {0, cancelled, held}
