@@ -8,46 +8,94 @@
 //! This multiplexed connection only ever carries short commands and scripts: a blocking command
 //! would stall everything queued behind it. Pub/sub gets a connection of its own.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use redis::IntoConnectionInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::io::tcp::TcpSettings;
 
 use super::error::QueueError;
 use crate::shutdown::Shutdown;
 
 const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(3);
+/// How often the connection is checked once made.
+const SUPERVISE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a PING may take before it counts as unanswered.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// PINGs in a row that time out before the connection is replaced.
+const UNRESPONSIVE_PINGS: u32 = 3;
 
 /// A handle to Redis, cheap to clone.
 #[derive(Clone)]
 pub struct RedisHandle {
     client: redis::Client,
-    manager: Arc<OnceLock<ConnectionManager>>,
+    manager: Arc<RwLock<Option<ConnectionManager>>>,
+}
+
+/// Keepalive probes and a user timeout make the kernel notice a peer that vanished without a
+/// word (a failover, a lost host), which otherwise takes it about 15 minutes of retransmissions.
+fn tcp_settings() -> TcpSettings {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let settings = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(target_os = "linux")]
+    let settings = settings.set_user_timeout(Duration::from_secs(10));
+    settings
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(3)))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(1))
 }
 
 impl RedisHandle {
     /// Parses the URL; connects nothing yet.
     pub fn open(url: &str) -> Result<RedisHandle, QueueError> {
-        let client = redis::Client::open(url)
+        let info = url
+            .into_connection_info()
+            .map_err(|e| QueueError::Redis(format!("bad Redis URL: {e}")))?
+            .set_tcp_settings(tcp_settings());
+        let client = redis::Client::open(info)
             .map_err(|e| QueueError::Redis(format!("bad Redis URL: {e}")))?;
         Ok(RedisHandle {
             client,
-            manager: Arc::new(OnceLock::new()),
+            manager: Arc::new(RwLock::new(None)),
         })
+    }
+
+    fn current(&self) -> Option<ConnectionManager> {
+        self.manager
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn replace(&self, manager: ConnectionManager) {
+        *self
+            .manager
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(manager);
     }
 
     /// The shared connection, or `Unavailable` while the first connection has not been made.
     pub fn connection(&self) -> Result<ConnectionManager, QueueError> {
-        self.manager
-            .get()
-            .cloned()
+        self.current()
             .ok_or_else(|| QueueError::Unavailable("not connected yet".into()))
     }
 
     /// Whether the first connection has been made (before it, nothing can have been fetched).
     pub fn is_connected(&self) -> bool {
-        self.manager.get().is_some()
+        self.current().is_some()
     }
 
     /// A new dedicated connection for pub/sub.
@@ -59,29 +107,25 @@ impl RedisHandle {
             .map_err(QueueError::from)
     }
 
-    /// Connects in the background, retrying with capped backoff until it succeeds or shutdown.
+    /// Connects in the background, retrying with capped backoff until it succeeds (or shutdown),
+    /// then watches the connection and replaces it when it stops answering.
     pub fn spawn_connect(&self, shutdown: Shutdown) {
         let handle = self.clone();
         tokio::spawn(async move {
             let mut delay = CONNECT_BACKOFF_MIN;
             let mut attempt = 1u32;
             loop {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_response_timeout(Some(Duration::from_secs(3)))
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(100))
-                    .set_max_delay(Duration::from_secs(1));
-                let connect = ConnectionManager::new_with_config(handle.client.clone(), config);
+                let connect =
+                    ConnectionManager::new_with_config(handle.client.clone(), manager_config());
                 let result = tokio::select! {
                     r = connect => r,
                     _ = shutdown.requested() => return,
                 };
                 match result {
                     Ok(manager) => {
-                        let _ = handle.manager.set(manager);
+                        handle.replace(manager);
                         tracing::info!(event = "redis.connected", attempt);
-                        return;
+                        break;
                     }
                     Err(e) => {
                         tracing::warn!(
@@ -99,19 +143,52 @@ impl RedisHandle {
                 delay = (delay * 2).min(CONNECT_BACKOFF_MAX);
                 attempt += 1;
             }
+            handle.supervise().await;
         });
+    }
+
+    /// The connection manager reconnects after errors, but not when a connection merely stops
+    /// answering (requests time out, no error arrives). Then it is replaced here. Runs until the
+    /// process exits, as the drain still needs Redis after the shutdown signal.
+    async fn supervise(&self) {
+        let mut unanswered = 0;
+        loop {
+            tokio::time::sleep(SUPERVISE_INTERVAL).await;
+            // Only silence counts: an error reply or a refused connection is the manager's to
+            // handle, and it does.
+            let silent = match self.connection() {
+                Ok(mut conn) => {
+                    let ping = redis::cmd("PING");
+                    tokio::time::timeout(PING_TIMEOUT, ping.query_async::<String>(&mut conn))
+                        .await
+                        .is_err()
+                }
+                Err(_) => false,
+            };
+            unanswered = if silent { unanswered + 1 } else { 0 };
+            if unanswered < UNRESPONSIVE_PINGS {
+                continue;
+            }
+            let connect = ConnectionManager::new_with_config(self.client.clone(), manager_config());
+            match tokio::time::timeout(Duration::from_secs(5), connect).await {
+                Ok(Ok(manager)) => {
+                    self.replace(manager);
+                    unanswered = 0;
+                    tracing::warn!(event = "redis.reconnected", reason = "unresponsive");
+                }
+                Ok(Err(e)) => tracing::warn!(event = "redis.connect_failed", error = %e),
+                Err(_) => tracing::warn!(event = "redis.connect_failed", error = "timed out"),
+            }
+        }
     }
 
     /// PING with a short deadline: is Redis answering now?
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.connection()?;
         let ping = redis::cmd("PING");
-        tokio::time::timeout(
-            Duration::from_secs(1),
-            ping.query_async::<String>(&mut conn),
-        )
-        .await
-        .map_err(|_| QueueError::Unavailable("PING timed out".into()))??;
+        tokio::time::timeout(PING_TIMEOUT, ping.query_async::<String>(&mut conn))
+            .await
+            .map_err(|_| QueueError::Unavailable("PING timed out".into()))??;
         Ok(())
     }
 }

@@ -24,6 +24,11 @@ impl From<redis::RedisError> for QueueError {
         if e.code() == Some("OOM") {
             return QueueError::Full(e.to_string());
         }
+        // Replies that say "not now": a long script, a failed save, missing replicas.
+        let not_now = matches!(
+            e.code(),
+            Some("BUSY" | "MISCONF" | "NOREPLICAS" | "LOADING" | "MASTERDOWN" | "TRYAGAIN")
+        );
         let busy = matches!(
             e.kind(),
             redis::ErrorKind::Server(
@@ -35,6 +40,7 @@ impl From<redis::RedisError> for QueueError {
             )
         );
         if busy
+            || not_now
             || e.is_io_error()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
