@@ -156,7 +156,14 @@ impl App {
         shutdown.requested().await;
         let http_stopped = async {
             if let Some(handle) = server {
-                handle.stop(true).await;
+                // Requests in progress may finish, but not past the exit deadline.
+                let until = shutdown.exit_deadline() - std::time::Duration::from_millis(300);
+                if tokio::time::timeout_at(until, handle.stop(true))
+                    .await
+                    .is_err()
+                {
+                    handle.stop(false).await;
+                }
             }
         };
         let workers_drained = async {

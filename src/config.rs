@@ -96,6 +96,9 @@ fn weighted_order(pairs: &[(String, u32)], rng: &mut impl rand::Rng) -> Vec<Stri
     order
 }
 
+/// The most failed attempts a job may be allowed (`MAX_ATTEMPTS` and a job's `max_attempts`).
+pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+
 /// True when `name` is usable as a queue name: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 pub fn valid_queue_name(name: &str) -> bool {
     !name.is_empty()
@@ -236,8 +239,19 @@ impl Config {
         let retry_backoff_base = seconds("RETRY_BACKOFF_BASE", raw.retry_backoff_base, 15.0)?;
         let retry_backoff_max = seconds("RETRY_BACKOFF_MAX", raw.retry_backoff_max, 3600.0)?;
         let max_attempts = raw.max_attempts.unwrap_or(10);
-        if max_attempts == 0 {
-            return Err(invalid("MAX_ATTEMPTS", "0", "must be at least 1"));
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+            return Err(invalid(
+                "MAX_ATTEMPTS",
+                &max_attempts.to_string(),
+                &format!("must be from 1 to {MAX_ATTEMPTS_LIMIT}"),
+            ));
+        }
+        if retry_backoff_max < retry_backoff_base {
+            return Err(invalid(
+                "RETRY_BACKOFF_MAX",
+                &retry_backoff_max.as_secs_f64().to_string(),
+                "must not be less than RETRY_BACKOFF_BASE",
+            ));
         }
         let redis_prefix = raw.redis_prefix.unwrap_or_else(|| "onedyno".to_string());
         if redis_prefix.contains(['{', '}']) || redis_prefix.chars().any(char::is_whitespace) {
@@ -280,7 +294,7 @@ impl Config {
             job_timeout,
             max_attempts,
             retry_backoff_base,
-            retry_backoff_max: retry_backoff_max.max(retry_backoff_base),
+            retry_backoff_max,
             job_retention: seconds("JOB_RETENTION", raw.job_retention, 86_400.0)?,
             dead_retention: seconds("DEAD_RETENTION", raw.dead_retention, 604_800.0)?,
             dead_max: raw.dead_max.unwrap_or(10_000),
@@ -501,6 +515,14 @@ mod tests {
         let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
         assert!(err.contains("LOG_FORMAT") && err.contains("xml"), "{err}");
         assert!(config(&[("MAX_ATTEMPTS", "0")]).is_err());
+        assert!(config(&[("MAX_ATTEMPTS", "1001")]).is_err());
+        let err = config(&[("RETRY_BACKOFF_BASE", "10"), ("RETRY_BACKOFF_MAX", "5")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("RETRY_BACKOFF_MAX") && err.contains('5'),
+            "{err}"
+        );
         assert!(config(&[("QUEUES", "a:1,b")]).is_err());
         assert!(config(&[("QUEUES", "a:0")]).is_err());
         assert!(config(&[("REDIS_PREFIX", "a{b}")]).is_err());

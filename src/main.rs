@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         let app = App::build(config, jobs::registry())?;
         app.run_until_stopped(shutdown).await
     });
-    runtime.shutdown_timeout(Duration::from_millis(200));
+    runtime.shutdown_timeout(Duration::from_millis(50));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -42,7 +42,7 @@ fn check(req: &ServiceRequest) -> Result<(), ApiError> {
                     .headers()
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .and_then(bearer_token)
                     .unwrap_or("");
                 if !token_matches(given, &expected) {
                     return Err(ApiError::Unauthorized("missing or wrong bearer token"));
@@ -58,6 +58,12 @@ fn check(req: &ServiceRequest) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Compares in constant time, so response timing does not reveal how much of a guess was right.
@@ -79,6 +85,14 @@ mod tests {
         assert!(!token_matches("s3cre", "s3cret"));
         assert!(!token_matches("", "s3cret"));
         assert!(!token_matches("S3cret", "s3cret"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("abc"), None);
     }
 
     #[test]

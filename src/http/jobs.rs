@@ -9,16 +9,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::body::{canonical, read_json};
+use super::request_log::request_id;
 use super::{ApiError, AppState};
-use crate::config::valid_queue_name;
+use crate::config::{MAX_ATTEMPTS_LIMIT, valid_queue_name};
 use crate::queue::{Cancelled, Enqueued, NewJob, Retried, RunAt};
 
 /// The longest `delay` accepted, and the furthest `run_at`.
 const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// The longest per-job `timeout` accepted.
 const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The most attempts a job may ask for.
-const MAX_ATTEMPTS_LIMIT: u32 = 1000;
 /// The longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -139,7 +138,8 @@ pub async fn enqueue(
                 job_id = %job.id,
                 kind = %job.kind,
                 queue = %job.queue,
-                status = %job.status
+                status = %job.status,
+                request_id = %request_id(&req)
             );
             Ok(HttpResponse::Accepted()
                 .insert_header(location(&job.id))
@@ -178,6 +178,7 @@ pub async fn get(
 /// `DELETE /jobs/{id}`: cancel.
 pub async fn cancel(
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
@@ -188,7 +189,8 @@ pub async fn cancel(
             job.status
         ))),
         Cancelled::Cancelled(job) => {
-            tracing::info!(event = "job.cancelled", job_id = %job.id, kind = %job.kind, queue = %job.queue);
+            tracing::info!(event = "job.cancelled", job_id = %job.id, kind = %job.kind, queue = %job.queue,
+                request_id = %request_id(&req));
             Ok(HttpResponse::Ok().json(job))
         }
     }
@@ -197,6 +199,7 @@ pub async fn cancel(
 /// `POST /jobs/{id}/retry`: run a dead or cancelled job again.
 pub async fn retry(
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
@@ -212,7 +215,8 @@ pub async fn retry(
             }
         ))),
         Retried::Queued(job) => {
-            tracing::info!(event = "job.retried", job_id = %job.id, kind = %job.kind, queue = %job.queue);
+            tracing::info!(event = "job.retried", job_id = %job.id, kind = %job.kind, queue = %job.queue,
+                request_id = %request_id(&req));
             Ok(HttpResponse::Accepted()
                 .insert_header(location(&job.id))
                 .json(job))

@@ -6,8 +6,21 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, kept in the request's extensions for handlers' own log lines.
+#[derive(Debug, Clone)]
+pub struct RequestId(String);
+
+/// The id of `req` (empty outside the logging middleware).
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default()
+}
 
 /// Logs the request once it is answered, with Heroku's `X-Request-ID` (or a new one), and echoes
 /// the id in the response.
@@ -25,6 +38,7 @@ pub async fn log_request(
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let result = next.call(req).await;
     let (status, error) = match &result {
         Ok(res) => (
