@@ -156,14 +156,10 @@ impl App {
         shutdown.requested().await;
         let http_stopped = async {
             if let Some(handle) = server {
-                // Requests in progress may finish, but not past the exit deadline.
-                let until = shutdown.exit_deadline() - std::time::Duration::from_millis(300);
-                if tokio::time::timeout_at(until, handle.stop(true))
-                    .await
-                    .is_err()
-                {
-                    handle.stop(false).await;
-                }
+                // Requests in progress may finish, but not past the release deadline: after it
+                // the process exits, and any connection still open goes with it.
+                let _ =
+                    tokio::time::timeout_at(shutdown.release_deadline(), handle.stop(true)).await;
             }
         };
         let workers_drained = async {

@@ -14,8 +14,11 @@ use signal_hook_tokio::Signals;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Time kept back at the end of the shutdown window to put unfinished jobs back and deregister.
-const REQUEUE_RESERVE: Duration = Duration::from_millis(1500);
+/// Time kept back at the end of the shutdown window to put unfinished jobs back and deregister
+/// (at most a quarter of the window).
+const REQUEUE_RESERVE: Duration = Duration::from_secs(2);
+/// Time kept back after the final release, for the process to stop (at most a tenth of the window).
+const EXIT_RESERVE: Duration = Duration::from_millis(600);
 
 /// The shutdown signal, cloned into every part of the process.
 #[derive(Clone, Debug)]
@@ -65,6 +68,17 @@ impl Shutdown {
     pub fn drain_deadline(&self) -> Instant {
         let reserve = REQUEUE_RESERVE.min(self.timeout / 4);
         self.started() + self.timeout - reserve
+    }
+
+    /// Until when interrupted jobs may take to stop and put themselves back.
+    pub fn interrupted_deadline(&self) -> Instant {
+        let release = self.release_deadline();
+        release - (release - self.drain_deadline()) / 2
+    }
+
+    /// The moment by which the final release (putting back what is left, deregistering) must end.
+    pub fn release_deadline(&self) -> Instant {
+        self.exit_deadline() - EXIT_RESERVE.min(self.timeout / 10)
     }
 
     /// The moment by which the process must have exited.
@@ -119,15 +133,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn short_windows_keep_the_same_order() {
+        let shutdown = Shutdown::new(Duration::from_secs(1));
+        shutdown.trigger();
+        assert!(shutdown.drain_deadline() < shutdown.interrupted_deadline());
+        assert!(shutdown.interrupted_deadline() < shutdown.release_deadline());
+        assert!(shutdown.release_deadline() < shutdown.exit_deadline());
+    }
+
+    #[tokio::test]
     async fn deadlines_leave_room_to_requeue() {
         let shutdown = Shutdown::new(Duration::from_secs(10));
         assert!(!shutdown.is_requested());
         assert!(shutdown.trigger());
         assert!(!shutdown.trigger(), "a second trigger is not a new start");
         shutdown.requested().await;
-        let drain = shutdown.drain_deadline() - Instant::now();
-        let exit = shutdown.exit_deadline() - Instant::now();
-        assert!(drain <= Duration::from_millis(8500) && drain > Duration::from_secs(8));
-        assert!(exit > drain && exit < Duration::from_secs(10));
+        let now = Instant::now();
+        let drain = shutdown.drain_deadline() - now;
+        let interrupted = shutdown.interrupted_deadline() - now;
+        let release = shutdown.release_deadline() - now;
+        let exit = shutdown.exit_deadline() - now;
+        assert!(drain <= Duration::from_secs(8) && drain > Duration::from_millis(7900));
+        assert!(drain < interrupted && interrupted < release && release < exit);
+        assert!(release <= Duration::from_millis(9300), "{release:?}");
+        assert!(exit < Duration::from_secs(10));
     }
 }

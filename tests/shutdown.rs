@@ -148,3 +148,24 @@ fn sigterm_before_redis_was_ever_reached_exits_at_once() {
         signalled.elapsed()
     );
 }
+
+#[test]
+fn a_request_still_arriving_does_not_hold_the_exit_past_the_window() {
+    use std::io::Write;
+    let redis = Redis::start();
+    let mut app = App::start_ready(&redis.url(), &[("SHUTDOWN_TIMEOUT", "1")]);
+    // A client that sends half a request and then goes quiet.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", app.port())).unwrap();
+    slow.write_all(
+        b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"kind\":",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    app.signal(SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(5)).expect("no exit");
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", app.logs());
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    drop(slow);
+}

@@ -215,8 +215,8 @@ async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
     if !finished {
         let interrupted = worker.running.stop_all(StopReason::Interrupted);
         tracing::info!(event = "worker.interrupting", jobs = interrupted);
-        let until = shutdown.exit_deadline() - Duration::from_millis(700);
-        let _ = tokio::time::timeout_at(until, permits.acquire_many(all)).await;
+        let _ = tokio::time::timeout_at(shutdown.interrupted_deadline(), permits.acquire_many(all))
+            .await;
     }
 }
 
@@ -227,7 +227,7 @@ async fn release(worker: &Worker, shutdown: &Shutdown) {
         tracing::info!(event = "worker.stopped", process = %worker.process, requeued = 0);
         return;
     }
-    let give_up = shutdown.exit_deadline() - Duration::from_millis(300);
+    let give_up = shutdown.release_deadline();
     loop {
         match tokio::time::timeout_at(give_up, worker.queue.release_process(&worker.process)).await
         {

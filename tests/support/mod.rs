@@ -73,6 +73,8 @@ impl Redis {
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
+            // DEBUG SLEEP lets a test make Redis stop answering without closing connections.
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
