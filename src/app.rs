@@ -77,14 +77,6 @@ impl App {
         })
     }
 
-    /// The bound port, if this process serves HTTP.
-    pub fn port(&self) -> Option<u16> {
-        self.listener
-            .as_ref()
-            .and_then(|l| l.local_addr().ok())
-            .map(|a| a.port())
-    }
-
     /// Runs until `shutdown`, then stops HTTP and drains the workers at once, and returns when
     /// both are done (always before `SHUTDOWN_TIMEOUT`).
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {

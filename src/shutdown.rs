@@ -55,11 +55,6 @@ impl Shutdown {
         self.token.is_cancelled()
     }
 
-    /// A token that is cancelled when shutdown begins.
-    pub fn token(&self) -> CancellationToken {
-        self.token.clone()
-    }
-
     fn started(&self) -> Instant {
         *self.started.get_or_init(Instant::now)
     }

@@ -45,14 +45,6 @@ fn listed_dead(app: &App) -> Vec<String> {
         .collect()
 }
 
-fn dead_count(app: &App) -> u64 {
-    let (status, queues) = app.get("/queues");
-    assert_eq!(status, StatusCode::OK, "{queues}");
-    queues["dead"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{queues}"))
-}
-
 #[test]
 fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
     let redis = Redis::start();
@@ -71,7 +63,7 @@ fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
         assert_eq!(dead["attempts"], 2, "{dead}");
         assert_eq!(dead["errors"].as_array().map(Vec::len), Some(2), "{dead}");
     }
-    assert_eq!(dead_count(&app), 2);
+    assert_eq!(app.queue_counter("dead"), 2);
     let listed = listed_dead(&app);
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(
@@ -113,7 +105,7 @@ fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
         [&json!(1), &json!(2), &json!(3), &json!(4)],
         "{dead}"
     );
-    assert_eq!(dead_count(&app), 1);
+    assert_eq!(app.queue_counter("dead"), 1);
     assert_eq!(listed_dead(&app), vec![hopeless.clone()]);
 }
 
@@ -180,7 +172,7 @@ fn dead_jobs_are_deleted_after_dead_retention() {
         dead_ids(&mut conn)
     );
     assert_eq!(app.get(&format!("/jobs/{id}")).0, StatusCode::NOT_FOUND);
-    assert_eq!(dead_count(&app), 0);
+    assert_eq!(app.queue_counter("dead"), 0);
     assert!(listed_dead(&app).is_empty());
 }
 
@@ -213,7 +205,7 @@ fn at_most_dead_max_dead_jobs_are_kept_and_the_oldest_go_first() {
             "{id} should be kept"
         );
     }
-    assert_eq!(dead_count(&app), 3);
+    assert_eq!(app.queue_counter("dead"), 3);
     let newest_first: Vec<String> = ids[2..].iter().rev().cloned().collect();
     assert_eq!(listed_dead(&app), newest_first);
 }

@@ -11,14 +11,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{App, Redis};
 
-fn scheduled_count(app: &App) -> u64 {
-    let (status, queues) = app.get("/queues");
-    assert_eq!(status, StatusCode::OK, "{queues}");
-    queues["scheduled"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{queues}"))
-}
-
 #[test]
 fn a_delayed_job_stays_scheduled_until_its_delay_has_passed() {
     let redis = Redis::start();
@@ -30,7 +22,7 @@ fn a_delayed_job_stays_scheduled_until_its_delay_has_passed() {
     let id = job["id"].as_str().unwrap().to_string();
     let due = support::ms(&job["run_at"]) - support::ms(&job["created_at"]);
     assert_eq!(due, 1500, "{job}");
-    assert_eq!(scheduled_count(&app), 1);
+    assert_eq!(app.queue_counter("scheduled"), 1);
 
     std::thread::sleep(Duration::from_millis(800));
     let early = app.job(&id);
@@ -50,7 +42,7 @@ fn a_delayed_job_stays_scheduled_until_its_delay_has_passed() {
         waited <= 3000,
         "started after {waited} ms, long after its delay"
     );
-    assert_eq!(scheduled_count(&app), 0);
+    assert_eq!(app.queue_counter("scheduled"), 0);
 }
 
 #[test]

@@ -204,7 +204,7 @@ fn parse_errors(s: &str) -> Option<Vec<AttemptError>> {
 }
 
 /// Formats ms since the epoch as RFC 3339 (UTC, milliseconds).
-pub fn rfc3339(ms: i64) -> String {
+fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Millis, true)

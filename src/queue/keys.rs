@@ -1,5 +1,6 @@
 //! Key names. Every key starts with `{prefix}:`, a hash tag, so that all of one deployment's keys
-//! live in one Redis Cluster slot and every script may touch any of them.
+//! live in one Redis Cluster slot and every script may touch any of them. Scripts build the
+//! per-queue keys (`queue:{name}`) themselves from [`Keys::base`].
 
 /// The key namespace of one deployment (`REDIS_PREFIX`).
 #[derive(Clone, Debug)]
@@ -23,11 +24,6 @@ impl Keys {
     /// The job record (hash).
     pub fn job(&self, id: &str) -> String {
         format!("{}job:{id}", self.base)
-    }
-
-    /// A queue's ready list.
-    pub fn queue(&self, name: &str) -> String {
-        format!("{}queue:{name}", self.base)
     }
 
     /// The set of queue names jobs have been sent to.
@@ -85,7 +81,6 @@ mod tests {
         let k = Keys::new("app");
         for key in [
             k.job("1"),
-            k.queue("default"),
             k.queues(),
             k.inflight("p"),
             k.heartbeat("p"),

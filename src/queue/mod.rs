@@ -39,8 +39,8 @@ use serde_json::Value;
 pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
-pub use job::{AttemptError, JobRecord, JobStatus, rfc3339};
-pub use keys::Keys;
+pub use job::{AttemptError, JobRecord, JobStatus};
+use keys::Keys;
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -246,11 +246,6 @@ impl Queue {
     /// The Redis handle (for health checks and the connection task).
     pub fn redis(&self) -> &RedisHandle {
         &self.redis
-    }
-
-    /// The key names.
-    pub fn keys(&self) -> &Keys {
-        &self.keys
     }
 
     /// Stores a job; it is in Redis when this returns `Created`.

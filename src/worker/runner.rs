@@ -130,8 +130,8 @@ fn joined_outcome(
     }
 }
 
-/// Writes the outcome, retrying while Redis is unreachable: an outcome that cannot be written
-/// leaves the job in the in-flight list, to be run again (at least once, never lost).
+/// Writes the outcome, retrying while Redis is unreachable. An outcome that is never written
+/// leaves the job in flight; the heartbeat puts it back (at least once, never lost).
 async fn write_outcome(
     worker: &Worker,
     lease: &Lease,
@@ -141,6 +141,21 @@ async fn write_outcome(
 ) {
     let job = lease.job();
     let duration_ms = started.elapsed().as_millis() as u64;
+    // Decided once, so every try of the write asks for the same retry delay.
+    let next = match &outcome {
+        Outcome::Failed { retry, .. } => Some(match retry {
+            Retry::Never => NextAttempt::Never,
+            Retry::After(d) => NextAttempt::RetryAfter((*d).min(MAX_RETRY_DELAY)),
+            Retry::Backoff => NextAttempt::RetryAfter(
+                worker
+                    .settings
+                    .backoff
+                    .delay(job.failures + 1, &mut rand::rng())
+                    .min(MAX_RETRY_DELAY),
+            ),
+        }),
+        _ => None,
+    };
     let mut delay = Duration::from_millis(100);
     loop {
         if stop.reason() == Some(StopReason::LeaseLost) || matches!(outcome, Outcome::Abandon) {
@@ -155,54 +170,37 @@ async fn write_outcome(
             );
             return;
         }
-        let written = match &outcome {
-            Outcome::Succeeded(value) => lease
+        let written = match (&outcome, next) {
+            (Outcome::Succeeded(value), _) => lease
                 .ack(value)
                 .await
-                .map(|applied| (if applied { "succeeded" } else { "lease_lost" }, None)),
-            Outcome::Failed { message, retry } => {
-                let next = match retry {
-                    Retry::Never => NextAttempt::Never,
-                    Retry::After(d) => NextAttempt::RetryAfter((*d).min(MAX_RETRY_DELAY)),
-                    Retry::Backoff => NextAttempt::RetryAfter(
-                        worker
-                            .settings
-                            .backoff
-                            .delay(job.failures + 1, &mut rand::rng())
-                            .min(MAX_RETRY_DELAY),
-                    ),
-                };
-                lease.fail(message, next).await.map(|o| {
-                    let status = match o {
-                        FailOutcome::Retrying => "retrying",
-                        FailOutcome::Dead => "dead",
-                        FailOutcome::Cancelled => "cancelled",
-                        FailOutcome::LeaseLost => "lease_lost",
-                    };
-                    let retry_in = match (o, next) {
-                        (FailOutcome::Retrying, NextAttempt::RetryAfter(d)) => Some(d),
-                        _ => None,
-                    };
-                    (status, retry_in.map(|d| (d, message.clone())))
+                .map(|applied| if applied { "succeeded" } else { "lease_lost" }),
+            (Outcome::Failed { message, .. }, Some(next)) => {
+                lease.fail(message, next).await.map(|o| match o {
+                    FailOutcome::Retrying => "retrying",
+                    FailOutcome::Dead => "dead",
+                    FailOutcome::Cancelled => "cancelled",
+                    FailOutcome::LeaseLost => "lease_lost",
                 })
             }
-            Outcome::Release => lease.requeue().await.map(|o| {
-                let status = match o {
-                    RequeueOutcome::Queued => "requeued",
-                    RequeueOutcome::Cancelled => "cancelled",
-                    RequeueOutcome::LeaseLost => "lease_lost",
-                };
-                (status, None)
+            _ => lease.requeue().await.map(|o| match o {
+                RequeueOutcome::Queued => "requeued",
+                RequeueOutcome::Cancelled => "cancelled",
+                RequeueOutcome::LeaseLost => "lease_lost",
             }),
-            Outcome::Abandon => return,
         };
         match written {
-            Ok((status, retry)) => {
+            Ok(status) => {
                 let error = match &outcome {
                     Outcome::Failed { message, .. } => Some(message.as_str()),
                     _ => None,
                 };
-                let retry_in_ms = retry.map(|(d, _)| d.as_millis() as u64);
+                let retry_in_ms = match next {
+                    Some(NextAttempt::RetryAfter(d)) if status == "retrying" => {
+                        Some(d.as_millis() as u64)
+                    }
+                    _ => None,
+                };
                 tracing::info!(
                     event = "job.finished",
                     job_id = %job.id,

@@ -342,6 +342,15 @@ impl App {
         (status, res.json().unwrap_or(Value::Null))
     }
 
+    /// A counter of `GET /queues` (`scheduled`, `retrying`, `dead`, `processes`).
+    pub fn queue_counter(&self, name: &str) -> u64 {
+        let (status, queues) = self.get("/queues");
+        assert_eq!(status, StatusCode::OK, "{queues}");
+        queues[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {name} in {queues}"))
+    }
+
     /// GET /jobs/{id}, which must exist.
     pub fn job(&self, id: &str) -> Value {
         let (status, job) = self.get(&format!("/jobs/{id}"));
