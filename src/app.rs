@@ -57,6 +57,7 @@ impl App {
             &config.redis_prefix,
             Retention {
                 job: config.job_retention,
+                job_max: config.job_retention_max,
                 dead: config.dead_retention,
                 dead_max: config.dead_max,
             },

@@ -135,6 +135,8 @@ pub struct Config {
     pub retry_backoff_max: Duration,
     /// How long a succeeded or cancelled job stays readable (`JOB_RETENTION`).
     pub job_retention: Duration,
+    /// How many succeeded or cancelled jobs are kept at most (`JOB_RETENTION_MAX`).
+    pub job_retention_max: u64,
     /// How long a dead job is kept (`DEAD_RETENTION`).
     pub dead_retention: Duration,
     /// How many dead jobs are kept at most (`DEAD_MAX`).
@@ -169,6 +171,7 @@ struct RawEnv {
     retry_backoff_base: Option<f64>,
     retry_backoff_max: Option<f64>,
     job_retention: Option<f64>,
+    job_retention_max: Option<u64>,
     dead_retention: Option<f64>,
     dead_max: Option<u64>,
     api_token: Option<String>,
@@ -296,6 +299,7 @@ impl Config {
             retry_backoff_base,
             retry_backoff_max,
             job_retention: seconds("JOB_RETENTION", raw.job_retention, 86_400.0)?,
+            job_retention_max: raw.job_retention_max.unwrap_or(10_000),
             dead_retention: seconds("DEAD_RETENTION", raw.dead_retention, 604_800.0)?,
             dead_max: raw.dead_max.unwrap_or(10_000),
             api_token: raw.api_token,

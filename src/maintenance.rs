@@ -1,5 +1,7 @@
 //! Loops every process runs, whatever its role: promoting due scheduled jobs and retries onto
-//! their queues, and reaping the in-flight jobs of processes whose heartbeat expired.
+//! their queues, reaping the in-flight jobs of processes whose heartbeat expired, pruning queue
+//! names nobody uses any more, and the metrics line (with a look at Redis's memory policy once
+//! connected).
 //!
 //! Each pass is one atomic script, so any number of processes may run them at once: a due job is
 //! moved by whichever gets there first, exactly once.
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::queue::{Queue, Stats};
+use crate::queue::{Queue, RedisMemory, Stats};
 use crate::shutdown::Shutdown;
 
 /// The longest a promoter sleeps, so a job scheduled meanwhile is promoted within about this long.
@@ -24,7 +26,46 @@ const METRICS_INTERVAL: Duration = Duration::from_secs(60);
 pub fn spawn(queue: Queue, queues: Vec<String>, shutdown: Shutdown) {
     tokio::spawn(promote_loop(queue.clone(), shutdown.clone()));
     tokio::spawn(reap_loop(queue.clone(), shutdown.clone()));
+    tokio::spawn(check_memory_policy(queue.clone(), shutdown.clone()));
     tokio::spawn(metrics_loop(queue, queues, shutdown));
+}
+
+/// Once Redis answers, says whether its memory settings can lose jobs: with an evicting policy
+/// Redis deletes keys when full (jobs would vanish); `noeviction` refuses writes instead, which
+/// onedyno answers with 503 and a client can retry.
+async fn check_memory_policy(queue: Queue, shutdown: Shutdown) {
+    loop {
+        match queue.memory().await {
+            Ok(memory) => {
+                log_memory_policy(&memory);
+                return;
+            }
+            Err(_) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.requested() => return,
+                }
+            }
+        }
+    }
+}
+
+fn log_memory_policy(memory: &RedisMemory) {
+    if memory.may_evict() {
+        tracing::warn!(
+            event = "redis.evicting_policy",
+            policy = %memory.policy,
+            max_bytes = memory.max_bytes,
+            "Redis deletes keys when full, so jobs can vanish: set maxmemory-policy noeviction"
+        );
+    } else {
+        tracing::info!(
+            event = "redis.memory",
+            policy = %memory.policy,
+            used_bytes = memory.used_bytes,
+            max_bytes = memory.max_bytes
+        );
+    }
 }
 
 /// Logs `event=metrics sample#queue.default.depth=12 ...` once a minute, for Heroku's
@@ -36,12 +77,14 @@ async fn metrics_loop(queue: Queue, queues: Vec<String>, shutdown: Shutdown) {
             _ = shutdown.requested() => return,
         }
         if let Ok(stats) = queue.stats(&queues).await {
-            tracing::info!(event = "metrics", l2met = %l2met_samples(&stats));
+            let memory = queue.memory().await.ok();
+            tracing::info!(event = "metrics", l2met = %l2met_samples(&stats, memory.as_ref()));
         }
     }
 }
 
-fn l2met_samples(stats: &Stats) -> String {
+/// Bounded however many queues exist: `stats` lists at most `QUEUES_LISTED` of them.
+fn l2met_samples(stats: &Stats, memory: Option<&RedisMemory>) -> String {
     let mut line = String::new();
     let mut running = 0;
     for q in &stats.queues {
@@ -55,6 +98,15 @@ fn l2met_samples(stats: &Stats) -> String {
         "sample#jobs.running={running} sample#jobs.scheduled={} sample#jobs.retrying={} sample#jobs.dead={} sample#processes={}",
         stats.scheduled, stats.retrying, stats.dead, stats.processes
     ));
+    if stats.queues_omitted > 0 {
+        line.push_str(&format!(" sample#queues.omitted={}", stats.queues_omitted));
+    }
+    if let Some(m) = memory {
+        line.push_str(&format!(" sample#redis.memory={}bytes", m.used_bytes));
+        if m.max_bytes > 0 {
+            line.push_str(&format!(" sample#redis.memory_max={}bytes", m.max_bytes));
+        }
+    }
     line
 }
 
@@ -102,6 +154,11 @@ async fn reap_loop(queue: Queue, shutdown: Shutdown) {
             }
             Err(e) => tracing::debug!(event = "reaper.failed", error = %e),
         }
+        match queue.prune_queue_names().await {
+            Ok(0) => {}
+            Ok(names) => tracing::debug!(event = "queues.pruned", names),
+            Err(e) => tracing::debug!(event = "queues.prune_failed", error = %e),
+        }
     }
 }
 
@@ -123,12 +180,26 @@ mod tests {
             retrying: 1,
             dead: 2,
             processes: 2,
+            queues_omitted: 0,
         };
         assert_eq!(
-            l2met_samples(&stats),
+            l2met_samples(&stats, None),
             "sample#queue.default.depth=12 sample#queue.default.latency=1.500s \
              sample#queue.default.running=3 sample#jobs.running=3 sample#jobs.scheduled=4 \
              sample#jobs.retrying=1 sample#jobs.dead=2 sample#processes=2"
         );
+        let memory = RedisMemory {
+            used_bytes: 1000,
+            max_bytes: 25_000_000,
+            policy: "noeviction".into(),
+        };
+        let stats = Stats {
+            queues_omitted: 7,
+            ..stats
+        };
+        assert!(l2met_samples(&stats, Some(&memory)).ends_with(
+            "sample#processes=2 sample#queues.omitted=7 sample#redis.memory=1000bytes \
+             sample#redis.memory_max=25000000bytes"
+        ));
     }
 }

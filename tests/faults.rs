@@ -64,10 +64,7 @@ fn a_job_fetched_into_a_live_process_without_a_runner_is_put_back() {
     assert!(back.is_some(), "never put back:\n{}", worker.logs());
     eprintln!("unowned job put back after {:?}", started.elapsed());
     assert!(support::inflight_ids(&mut conn).is_empty());
-    assert_eq!(
-        support::job_field(&mut conn, &id, "errors").as_deref(),
-        Some("[]")
-    );
+    assert_eq!(support::job_field(&mut conn, &id, "err_seq"), None);
     assert_eq!(support::queue_len(&mut conn, "default"), 1);
     worker.wait_for_log("event=job.unowned_requeued", Duration::from_secs(1));
 }

@@ -232,7 +232,8 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-/// `GET /jobs?status=dead&limit=50`: the most recent dead jobs, newest first.
+/// `GET /jobs?status=dead&limit=50`: summaries of the most recent dead jobs, newest first (the
+/// whole record is `GET /jobs/{id}`), so the response stays small whatever the jobs hold.
 pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
@@ -241,6 +242,6 @@ pub async fn list(
         return Err(ApiError::Invalid("only status=dead can be listed".into()));
     }
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let jobs = state.queue.dead_jobs(limit).await?;
+    let jobs = state.queue.dead_summaries(limit).await?;
     Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })))
 }

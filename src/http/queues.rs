@@ -1,11 +1,17 @@
-//! `GET /queues`: depth, latency and running per queue; scheduled, retrying and dead counts.
+//! `GET /queues`: depth, latency and running per queue; scheduled, retrying and dead counts;
+//! Redis's memory use against its limit.
 
 use actix_web::{HttpResponse, web};
+use serde_json::json;
 
 use super::{ApiError, AppState};
 
-/// A snapshot of every queue (those this process works are always listed).
+/// A snapshot of the queues (those this process works are always listed, then the deepest
+/// others up to a bound; `queues_omitted` counts the rest). `redis` is null when `INFO` fails.
 pub async fn queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = state.queue.stats(&state.config.queues.names()).await?;
-    Ok(HttpResponse::Ok().json(stats))
+    let memory = state.queue.memory().await.ok();
+    let mut body = serde_json::to_value(stats).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["redis"] = json!(memory);
+    Ok(HttpResponse::Ok().json(body))
 }

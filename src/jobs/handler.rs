@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{Lease, StateField};
+use crate::queue::{Lease, StateField, json_within};
 
 /// A job kind: typed arguments in, a JSON result out.
 ///
@@ -172,19 +172,24 @@ impl JobContext {
     }
 
     /// Saves state for the next attempt, so a job interrupted by a deploy, a crash or a timeout
-    /// resumes where it stopped.
+    /// resumes where it stopped. At most [`crate::queue::CHECKPOINT_MAX_BYTES`] as JSON; a larger
+    /// state is refused with a permanent error.
     pub async fn save_checkpoint<T: Serialize>(&self, state: &T) -> Result<(), JobError> {
         self.save(StateField::Checkpoint, state).await
     }
 
-    /// Reports progress (a number or small JSON), shown in `GET /jobs/{id}`.
+    /// Reports progress (a number or small JSON), shown in `GET /jobs/{id}`. At most
+    /// [`crate::queue::PROGRESS_MAX_BYTES`] as JSON; a larger report is refused with a permanent
+    /// error.
     pub async fn progress<T: Serialize>(&self, progress: &T) -> Result<(), JobError> {
         self.save(StateField::Progress, progress).await
     }
 
     async fn save<T: Serialize>(&self, field: StateField, value: &T) -> Result<(), JobError> {
         let value = serde_json::to_value(value)?;
-        match self.lease.save(field, &value).await {
+        let text = json_within(field.name(), &value, field.max_bytes())
+            .map_err(|e| JobError::permanent(e.to_string()))?;
+        match self.lease.save(field, &text).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(JobError::new(
                 "lease lost: another process owns this job now",

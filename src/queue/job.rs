@@ -53,7 +53,7 @@ impl JobStatus {
         }
     }
 
-    fn parse(s: &str) -> Option<JobStatus> {
+    pub(super) fn parse(s: &str) -> Option<JobStatus> {
         JobStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
@@ -101,7 +101,7 @@ pub struct JobRecord {
     /// Its own time limit, when it has one.
     #[serde(serialize_with = "opt_duration_secs")]
     pub timeout: Option<Duration>,
-    /// One entry per failed attempt (the most recent ones).
+    /// One entry per failed attempt (the most recent ones, oldest first).
     pub errors: Vec<AttemptError>,
     /// What the handler returned.
     pub result: Option<Value>,
@@ -159,10 +159,19 @@ impl JobRecord {
             .get("status")
             .and_then(|s| JobStatus::parse(s))
             .ok_or_else(|| corrupt("status"))?;
-        let errors = match map.remove("errors") {
+        // Records written before errors moved to one field each keep their `errors` array.
+        let mut errors = match map.remove("errors") {
             Some(s) => parse_errors(&s).ok_or_else(|| corrupt("errors"))?,
             None => Vec::new(),
         };
+        let mut numbered: Vec<(u64, AttemptError)> = Vec::new();
+        for (field, entry) in map.iter() {
+            if let Some(n) = field.strip_prefix("err:").and_then(|n| n.parse().ok()) {
+                numbered.push((n, parse_error(entry).ok_or_else(|| corrupt(field))?));
+            }
+        }
+        numbered.sort_by_key(|(n, _)| *n);
+        errors.extend(numbered.into_iter().map(|(_, e)| e));
         Ok(JobRecord {
             kind: map.remove("kind").ok_or_else(|| corrupt("kind"))?,
             queue: map.remove("queue").ok_or_else(|| corrupt("queue"))?,
@@ -189,18 +198,23 @@ impl JobRecord {
 }
 
 /// Lua's cjson writes numbers as doubles (`1.7e12` style is possible); accept any JSON number.
+fn error_from_value(v: &Value) -> Option<AttemptError> {
+    Some(AttemptError {
+        attempt: v.get("attempt")?.as_f64()? as u32,
+        at: v.get("at")?.as_f64()? as i64,
+        message: v.get("message")?.as_str()?.to_string(),
+    })
+}
+
+/// One `err:<n>` entry, as `fail.lua` writes it.
+pub(super) fn parse_error(s: &str) -> Option<AttemptError> {
+    error_from_value(&serde_json::from_str(s).ok()?)
+}
+
+/// The `errors` array of records written before each error had a field of its own.
 fn parse_errors(s: &str) -> Option<Vec<AttemptError>> {
     let values: Vec<Value> = serde_json::from_str(s).ok()?;
-    values
-        .into_iter()
-        .map(|v| {
-            Some(AttemptError {
-                attempt: v.get("attempt")?.as_f64()? as u32,
-                at: v.get("at")?.as_f64()? as i64,
-                message: v.get("message")?.as_str()?.to_string(),
-            })
-        })
-        .collect()
+    values.iter().map(error_from_value).collect()
 }
 
 /// Formats ms since the epoch as RFC 3339 (UTC, milliseconds).
@@ -210,11 +224,11 @@ fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn ms_as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ms_as_rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*ms))
 }
 
-fn opt_ms_as_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn opt_ms_as_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match ms {
         Some(ms) => s.serialize_str(&rfc3339(*ms)),
         None => s.serialize_none(),
@@ -264,6 +278,31 @@ mod tests {
         assert_eq!(json["args"]["a"], 1);
         assert!(json.get("lease").is_none() && json.get("checkpoint").is_none());
         assert_eq!(json["finished_at"], Value::Null);
+    }
+
+    #[test]
+    fn numbered_error_fields_read_back_in_order_after_a_legacy_array() {
+        let job = JobRecord::from_fields(fields(&[
+            ("id", "j1"),
+            ("kind", "fail"),
+            ("queue", "default"),
+            ("status", "dead"),
+            ("errors", r#"[{"attempt":1,"at":1,"message":"old"}]"#),
+            ("err_seq", "11"),
+            ("err:11", r#"{"attempt":12,"at":3,"message":"eleventh"}"#),
+            ("err:9", r#"{"attempt":10,"at":2,"message":"ninth"}"#),
+        ]))
+        .unwrap();
+        let messages: Vec<&str> = job.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["old", "ninth", "eleventh"]);
+        let broken = fields(&[
+            ("id", "j1"),
+            ("kind", "fail"),
+            ("queue", "default"),
+            ("status", "dead"),
+            ("err:1", "not json"),
+        ]);
+        assert!(JobRecord::from_fields(broken).is_err());
     }
 
     #[test]

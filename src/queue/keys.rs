@@ -61,6 +61,11 @@ impl Keys {
         format!("{}dead", self.base)
     }
 
+    /// The key `/health` writes to learn whether Redis takes writes.
+    pub fn health(&self) -> String {
+        format!("{}health", self.base)
+    }
+
     /// The pub/sub channel that says a queue has a ready job.
     pub fn wake_channel(&self) -> String {
         format!("{}wake", self.base)

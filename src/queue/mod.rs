@@ -5,15 +5,16 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `job:{id}` | hash | the record: `id kind queue args status attempts failures max_attempts timeout_ms errors result progress checkpoint created_at run_at enqueued_at started_at finished_at lease owner cancel idem_key idem_fp` (times in ms since the epoch, JSON values as text) |
-//! | `queue:{name}` | list | ids ready to run; new ones are pushed on the left, workers take from the right, an interrupted job goes back on the right (first) |
-//! | `queues` | set | every queue name a job was sent to (for `GET /queues`) |
+//! | `job:{id}` | hash | the record: `id kind queue args status attempts failures max_attempts timeout_ms err_seq err:{n} result progress checkpoint created_at run_at enqueued_at started_at finished_at lease owner cancel idem_key idem_fp` (times in ms since the epoch, JSON values as text; `err:{n}` is the n-th failed attempt's entry, the last [`ERRORS_KEPT`] kept) |
+//! | `queue:{name}` | list | ids ready to run; new ones are pushed on the left, workers take from the right, an interrupted job goes back on the right (first); a cancelled job's id stays until a fetch skips it |
+//! | `queues` | set | queue names with waiting jobs or a live process working them (for `GET /queues`; others are pruned) |
 //! | `inflight:{process}` | list | ids a process holds; a job is always in exactly one queue or one in-flight list |
 //! | `process:{process}` | string, TTL | the process's heartbeat; its expiry means the process is gone |
 //! | `processes` | set | registered processes, which the reaper walks |
 //! | `scheduled` | zset | delayed jobs by due time (ms) |
 //! | `retry` | zset | failed jobs by the time of their next attempt |
 //! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
+//! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //!
 //! Pub/sub channels `wake` (a queue got a ready job) and `cancel` (a running job was cancelled)
@@ -29,7 +30,10 @@ mod error;
 mod events;
 mod job;
 mod keys;
+mod limits;
+mod memory;
 mod scripts;
+mod summary;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,21 +45,33 @@ pub use error::QueueError;
 pub use events::QueueEvent;
 pub use job::{AttemptError, JobRecord, JobStatus};
 use keys::Keys;
+pub use limits::{
+    CHECKPOINT_MAX_BYTES, ERROR_MAX_BYTES, ERRORS_KEPT, PROGRESS_MAX_BYTES, RESULT_MAX_BYTES,
+    SUMMARY_ERROR_MAX_BYTES, TooLarge, json_within, truncate,
+};
+pub use memory::RedisMemory;
+pub use summary::JobSummary;
 
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// How many failed-attempt entries a job keeps (the most recent).
-const ERRORS_KEPT: usize = 25;
-
 /// Jobs and sets promoted per call, per set, so one call stays short.
 const PROMOTE_BATCH: usize = 500;
+
+/// The most queues `GET /queues` and the metrics line list (the rest are counted as omitted).
+pub const QUEUES_LISTED: usize = 50;
+/// The most known queue names one stats call looks at (a sample when there are more).
+const QUEUES_SCANNED: usize = 1000;
+/// Queue names one prune call looks at.
+const PRUNE_SAMPLE: usize = 1000;
 
 /// Retention and limits the scripts apply.
 #[derive(Debug, Clone)]
 pub struct Retention {
     /// How long a succeeded or cancelled job stays readable.
     pub job: Duration,
+    /// How many succeeded or cancelled jobs are kept at most.
+    pub job_max: u64,
     /// How long a dead job is kept.
     pub dead: Duration,
     /// How many dead jobs are kept at most.
@@ -168,6 +184,8 @@ pub struct Stats {
     pub dead: u64,
     /// Registered worker processes.
     pub processes: u64,
+    /// Queues not listed in `queues` (past [`QUEUES_LISTED`]: the shallowest are left out).
+    pub queues_omitted: u64,
 }
 
 /// One queue's numbers.
@@ -223,6 +241,24 @@ pub enum StateField {
     Progress,
     /// Read back by the next attempt.
     Checkpoint,
+}
+
+impl StateField {
+    /// The field's name, as errors and the record spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateField::Progress => "progress",
+            StateField::Checkpoint => "checkpoint",
+        }
+    }
+
+    /// The most bytes of JSON the field may hold.
+    pub fn max_bytes(self) -> usize {
+        match self {
+            StateField::Progress => PROGRESS_MAX_BYTES,
+            StateField::Checkpoint => CHECKPOINT_MAX_BYTES,
+        }
+    }
 }
 
 fn script_tag(tag: &str, field: &str) -> QueueError {
@@ -297,28 +333,16 @@ impl Queue {
         JobRecord::from_fields(fields).map(Some)
     }
 
-    /// The most recent dead jobs, newest first.
-    pub async fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>, QueueError> {
+    /// Summaries of the most recent dead jobs, newest first.
+    pub async fn dead_summaries(&self, limit: usize) -> Result<Vec<JobSummary>, QueueError> {
         let mut conn = self.redis.connection()?;
-        let ids: Vec<String> = redis::cmd("ZREVRANGE")
-            .arg(self.keys.dead())
-            .arg(0)
-            .arg(limit.saturating_sub(1))
-            .query_async(&mut conn)
+        let replies: Vec<Vec<Option<String>>> = scripts::SUMMARIES
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .arg(limit.max(1))
+            .invoke_async(&mut conn)
             .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("HGETALL").arg(self.keys.job(id));
-        }
-        let records: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-        records
-            .into_iter()
-            .filter(|fields| !fields.is_empty())
-            .map(JobRecord::from_fields)
-            .collect()
+        replies.into_iter().map(JobSummary::from_reply).collect()
     }
 
     /// Cancels a job (see [`Cancelled`]).
@@ -330,6 +354,7 @@ impl Queue {
             .key(self.keys.retry())
             .arg(self.keys.base())
             .arg(ms(self.retention.job))
+            .arg(self.retention.job_max)
             .invoke_async(&mut conn)
             .await?;
         match tag.as_str() {
@@ -357,20 +382,28 @@ impl Queue {
         }
     }
 
-    /// A snapshot of every queue; `always` are reported even when empty.
+    /// A snapshot of the queues (at most [`QUEUES_LISTED`]); `always` are listed even when empty.
     pub async fn stats(&self, always: &[String]) -> Result<Stats, QueueError> {
         let mut conn = self.redis.connection()?;
-        let (scheduled, retrying, dead, processes, flat): (u64, u64, u64, u64, Vec<String>) =
-            scripts::STATS
-                .key(self.keys.queues())
-                .key(self.keys.processes())
-                .key(self.keys.scheduled())
-                .key(self.keys.retry())
-                .key(self.keys.dead())
-                .arg(self.keys.base())
-                .arg(always)
-                .invoke_async(&mut conn)
-                .await?;
+        let (scheduled, retrying, dead, processes, flat, queues_omitted): (
+            u64,
+            u64,
+            u64,
+            u64,
+            Vec<String>,
+            u64,
+        ) = scripts::STATS
+            .key(self.keys.queues())
+            .key(self.keys.processes())
+            .key(self.keys.scheduled())
+            .key(self.keys.retry())
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .arg(QUEUES_LISTED)
+            .arg(QUEUES_SCANNED)
+            .arg(always)
+            .invoke_async(&mut conn)
+            .await?;
         let number = |s: &str| {
             s.parse::<u64>()
                 .map_err(|_| QueueError::Corrupt(format!("stats value {s:?}")))
@@ -392,7 +425,44 @@ impl Queue {
             retrying,
             dead,
             processes,
+            queues_omitted,
         })
+    }
+
+    /// Drops queue names that have no waiting job and no live process working them from the
+    /// known-queues set (a sample per call); returns how many.
+    pub async fn prune_queue_names(&self) -> Result<u64, QueueError> {
+        let mut conn = self.redis.connection()?;
+        Ok(scripts::PRUNE_QUEUES
+            .key(self.keys.queues())
+            .key(self.keys.processes())
+            .arg(self.keys.base())
+            .arg(PRUNE_SAMPLE)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// Redis's memory use, limit and eviction policy (`INFO memory`).
+    pub async fn memory(&self) -> Result<RedisMemory, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await?;
+        Ok(RedisMemory::from_info(&info))
+    }
+
+    /// Whether Redis takes writes now: one small write that expires by itself. Out of memory
+    /// under `noeviction` it fails with [`QueueError::Full`], which a PING would not show.
+    pub async fn check_writable(&self) -> Result<(), QueueError> {
+        let mut conn = self.redis.connection()?;
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.health()).arg(1).arg("PX").arg(10_000);
+        let check = set.query_async::<()>(&mut conn);
+        tokio::time::timeout(Duration::from_secs(1), check)
+            .await
+            .map_err(|_| QueueError::Unavailable("write check timed out".into()))??;
+        Ok(())
     }
 
     /// Leases up to `count` ready jobs to `process`, trying `queues` in order.
@@ -500,6 +570,7 @@ impl Queue {
             .arg(self.keys.base())
             .arg(lease)
             .arg(ms(self.retention.job))
+            .arg(self.retention.job_max)
             .invoke_async(&mut conn)
             .await?;
         match tag.as_str() {
@@ -531,6 +602,7 @@ impl Queue {
             .key(self.keys.processes())
             .arg(self.keys.base())
             .arg(ms(self.retention.job))
+            .arg(self.retention.job_max)
             .arg(process)
             .invoke_async(&mut conn)
             .await?)
@@ -589,8 +661,9 @@ impl Lease {
         &self.job
     }
 
-    /// Records success. Returns false when the lease was lost (nothing written).
-    pub async fn ack(&self, result: &Value) -> Result<bool, QueueError> {
+    /// Records success with `result` (JSON text, within [`RESULT_MAX_BYTES`]: see
+    /// [`json_within`]). Returns false when the lease was lost (nothing written).
+    pub async fn ack(&self, result: &str) -> Result<bool, QueueError> {
         let q = &self.queue;
         let mut conn = q.redis.connection()?;
         let applied: i64 = scripts::ACK
@@ -598,14 +671,16 @@ impl Lease {
             .key(&self.inflight)
             .arg(q.keys.base())
             .arg(&self.token)
-            .arg(result.to_string())
+            .arg(result)
             .arg(ms(q.retention.job))
+            .arg(q.retention.job_max)
             .invoke_async(&mut conn)
             .await?;
         Ok(applied == 1)
     }
 
-    /// Records a failed attempt and schedules a retry or kills the job.
+    /// Records a failed attempt (its message cut to [`ERROR_MAX_BYTES`]) and schedules a retry
+    /// or kills the job.
     pub async fn fail(&self, message: &str, next: NextAttempt) -> Result<FailOutcome, QueueError> {
         let q = &self.queue;
         let mut conn = q.redis.connection()?;
@@ -620,10 +695,11 @@ impl Lease {
             .key(q.keys.dead())
             .arg(q.keys.base())
             .arg(&self.token)
-            .arg(message)
+            .arg(truncate(message, ERROR_MAX_BYTES).as_ref())
             .arg(mode)
             .arg(delay)
             .arg(ms(q.retention.job))
+            .arg(q.retention.job_max)
             .arg(ms(q.retention.dead))
             .arg(q.retention.dead_max)
             .arg(ERRORS_KEPT)
@@ -650,19 +726,17 @@ impl Lease {
         &self.token
     }
 
-    /// Saves progress or a checkpoint. Returns false when the lease was lost.
-    pub async fn save(&self, field: StateField, value: &Value) -> Result<bool, QueueError> {
+    /// Saves progress or a checkpoint (JSON text, within its limit: see [`StateField::max_bytes`]).
+    /// Returns false when the lease was lost.
+    pub async fn save(&self, field: StateField, value: &str) -> Result<bool, QueueError> {
         let q = &self.queue;
         let mut conn = q.redis.connection()?;
-        let field = match field {
-            StateField::Progress => "progress",
-            StateField::Checkpoint => "checkpoint",
-        };
+        let field = field.name();
         let applied: i64 = scripts::SAVE_STATE
             .key(q.keys.job(&self.job.id))
             .arg(&self.token)
             .arg(field)
-            .arg(value.to_string())
+            .arg(value)
             .invoke_async(&mut conn)
             .await?;
         Ok(applied == 1)

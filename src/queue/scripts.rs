@@ -27,3 +27,5 @@ script!(CANCEL, "scripts/cancel.lua");
 script!(RETRY, "scripts/retry.lua");
 script!(SAVE_STATE, "scripts/save_state.lua");
 script!(STATS, "scripts/stats.lua");
+script!(SUMMARIES, "scripts/summaries.lua");
+script!(PRUNE_QUEUES, "scripts/prune_queues.lua");

@@ -11,7 +11,7 @@ mod runner;
 mod running;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -51,6 +51,8 @@ pub(crate) struct Worker {
     jobs_runtime: tokio::runtime::Handle,
     /// Set while this process's leases are void and not yet released (see `heartbeat`).
     fetch_paused: AtomicBool,
+    /// Jobs this process's runners gave back to their queues (interrupted by the drain).
+    requeued: AtomicU64,
 }
 
 /// The worker pool of one process.
@@ -76,6 +78,7 @@ impl Pool {
                 running: RunningJobs::default(),
                 jobs_runtime,
                 fetch_paused: AtomicBool::new(false),
+                requeued: AtomicU64::new(0),
             }),
         }
     }
@@ -220,18 +223,21 @@ async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
     }
 }
 
-/// Puts back whatever this process still holds and deregisters it.
+/// Puts back whatever this process still holds and deregisters it. The log line counts every
+/// job given back during the drain: by its runner, or by this release.
 async fn release(worker: &Worker, shutdown: &Shutdown) {
+    let by_runners = worker.requeued.load(Ordering::Relaxed);
     if !worker.queue.redis().is_connected() {
         // Never connected, so nothing was fetched: there is nothing to put back.
-        tracing::info!(event = "worker.stopped", process = %worker.process, requeued = 0);
+        tracing::info!(event = "worker.stopped", process = %worker.process, requeued = by_runners);
         return;
     }
     let give_up = shutdown.release_deadline();
     loop {
         match tokio::time::timeout_at(give_up, worker.queue.release_process(&worker.process)).await
         {
-            Ok(Ok(requeued)) => {
+            Ok(Ok(released)) => {
+                let requeued = by_runners + released;
                 tracing::info!(event = "worker.stopped", process = %worker.process, requeued);
                 return;
             }

@@ -6,6 +6,7 @@
 //! the handler to return, then aborts it.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -14,7 +15,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::Worker;
 use super::running::{JobStop, StopReason};
 use crate::jobs::{JobContext, KindError, Retry};
-use crate::queue::{FailOutcome, Lease, NextAttempt, RequeueOutcome};
+use crate::queue::{
+    ERROR_MAX_BYTES, FailOutcome, Lease, NextAttempt, RESULT_MAX_BYTES, RequeueOutcome,
+    json_within, truncate,
+};
 
 /// How long a stopped handler may take to return before it is aborted.
 const STOP_GRACE: Duration = Duration::from_millis(500);
@@ -23,7 +27,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// How an attempt ended.
 enum Outcome {
-    Succeeded(Value),
+    /// The handler's result, as the JSON text to store.
+    Succeeded(String),
     Failed {
         message: String,
         retry: Retry,
@@ -46,7 +51,7 @@ pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphor
         queue = %job.queue,
         attempt = job.attempts
     );
-    let outcome = attempt(&worker, &lease, &stop).await;
+    let outcome = bounded(attempt(&worker, &lease, &stop).await);
     write_outcome(&worker, &lease, &stop, outcome, started).await;
     worker.running.remove(&job.id, &stop);
     drop(permit);
@@ -91,7 +96,7 @@ async fn attempt(worker: &Worker, lease: &Lease, stop: &JobStop) -> Outcome {
     // A handler that returned a value succeeded, whenever it was told to stop; one that failed
     // or did not return after being told to stop ended because of that, not on its own.
     match (joined, reason) {
-        (Some(Ok(Ok(value))), _) => return Outcome::Succeeded(value),
+        (Some(Ok(Ok(value))), _) => return succeeded(value),
         (Some(joined), None) => return joined_outcome(joined),
         _ => {}
     }
@@ -105,11 +110,34 @@ async fn attempt(worker: &Worker, lease: &Lease, stop: &JobStop) -> Outcome {
     }
 }
 
+/// The handler's result becomes JSON text within [`RESULT_MAX_BYTES`], and its error message is
+/// cut to [`ERROR_MAX_BYTES`] (what is stored is what is logged). A result over the limit fails
+/// the attempt for good: running it again would produce the same.
+fn bounded(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Failed { message, retry } if message.len() > ERROR_MAX_BYTES => Outcome::Failed {
+            message: truncate(&message, ERROR_MAX_BYTES).into_owned(),
+            retry,
+        },
+        other => other,
+    }
+}
+
+fn succeeded(value: Value) -> Outcome {
+    match json_within("result", &value, RESULT_MAX_BYTES) {
+        Ok(text) => Outcome::Succeeded(text),
+        Err(too_large) => Outcome::Failed {
+            message: format!("{too_large}; store large results elsewhere and return a reference"),
+            retry: Retry::Never,
+        },
+    }
+}
+
 fn joined_outcome(
     joined: Result<Result<Value, crate::jobs::JobError>, tokio::task::JoinError>,
 ) -> Outcome {
     match joined {
-        Ok(Ok(value)) => Outcome::Succeeded(value),
+        Ok(Ok(value)) => succeeded(value),
         Ok(Err(e)) => Outcome::Failed {
             message: e.message().to_string(),
             retry: e.retry(),
@@ -184,7 +212,10 @@ async fn write_outcome(
                 })
             }
             _ => lease.requeue().await.map(|o| match o {
-                RequeueOutcome::Queued => "requeued",
+                RequeueOutcome::Queued => {
+                    worker.requeued.fetch_add(1, Ordering::Relaxed);
+                    "requeued"
+                }
                 RequeueOutcome::Cancelled => "cancelled",
                 RequeueOutcome::LeaseLost => "lease_lost",
             }),

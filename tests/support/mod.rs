@@ -374,6 +374,28 @@ impl App {
         })
     }
 
+    /// DELETE /jobs/{id} (cancel); returns status and JSON body.
+    pub fn cancel(&self, id: &str) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .delete(self.url(&format!("/jobs/{id}")))
+            .send()
+            .expect("DELETE /jobs/{id}");
+        let status = res.status();
+        (status, res.json().unwrap_or(Value::Null))
+    }
+
+    /// POST /jobs/{id}/retry; returns status and JSON body.
+    pub fn retry(&self, id: &str) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(self.url(&format!("/jobs/{id}/retry")))
+            .send()
+            .expect("POST /jobs/{id}/retry");
+        let status = res.status();
+        (status, res.json().unwrap_or(Value::Null))
+    }
+
     /// A request builder for anything else.
     pub fn http(&self) -> &Client {
         &self.client

@@ -1,15 +1,20 @@
 -- ack: record a job's success and release it, if the caller still holds its lease.
 -- KEYS[1] job hash  KEYS[2] the owner's in-flight list
 -- ARGV[1] base  ARGV[2] lease  ARGV[3] result (JSON)  ARGV[4] job retention ms
+-- ARGV[5] most finished jobs kept
 -- Returns 1, or 0 when the lease is no longer the caller's (nothing is written).
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
+local base, jk, lease, result = ARGV[1], KEYS[1], ARGV[2], ARGV[3]
+local keep = parse_keep(ARGV[4], ARGV[5])
+if redis.call('HGET', jk, 'lease') ~= lease then return 0 end
 local now = now_ms()
-redis.call('LREM', KEYS[2], 1, redis.call('HGET', KEYS[1], 'id'))
-redis.call('HSET', KEYS[1], 'result', ARGV[3], 'finished_at', now)
-redis.call('HDEL', KEYS[1], 'lease', 'owner', 'checkpoint')
+local id = redis.call('HGET', jk, 'id')
+redis.call('LREM', KEYS[2], 1, id)
+redis.call('HSET', jk, 'result', result, 'finished_at', now)
+redis.call('HDEL', jk, 'lease', 'owner', 'checkpoint')
 -- A job cancelled while it ran stays cancelled, whatever it returned.
-if redis.call('HGET', KEYS[1], 'cancel') ~= '1' then
-  redis.call('HSET', KEYS[1], 'status', 'succeeded')
+if redis.call('HGET', jk, 'cancel') ~= '1' then
+  redis.call('HSET', jk, 'status', 'succeeded')
 end
-expire_finished(ARGV[1], KEYS[1], ARGV[4])
+expire_finished(base, jk, keep[1])
+index_finished(base, id, keep[2])
 return 1

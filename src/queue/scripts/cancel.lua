@@ -1,9 +1,14 @@
 -- cancel: a queued or scheduled job never runs; a running one is marked so that its owner
 -- cancels it (told at once through pub/sub, and at its next heartbeat in any case).
 -- KEYS[1] job hash  KEYS[2] scheduled zset  KEYS[3] retry zset
--- ARGV[1] base  ARGV[2] job retention ms
+-- ARGV[1] base  ARGV[2] job retention ms  ARGV[3] most finished jobs kept
 -- Returns {'missing', {}}, {'finished', job} (succeeded or dead: too late), or {'ok', job}.
+--
+-- A queued job's id stays in its queue list: removing it would cost a scan of the whole list
+-- (LREM), while fetch already skips every id whose job is no longer queued. Until a worker
+-- passes it, the id still counts in the queue's depth.
 local base, jk = ARGV[1], KEYS[1]
+local keep = parse_keep(ARGV[2], ARGV[3])
 local status = redis.call('HGET', jk, 'status')
 if not status then return {'missing', {}} end
 if status == 'succeeded' or status == 'dead' then return {'finished', redis.call('HGETALL', jk)} end
@@ -14,12 +19,10 @@ if status == 'running' then
   redis.call('PUBLISH', base .. 'cancel', id)
   return {'ok', redis.call('HGETALL', jk)}
 end
-if status == 'queued' then
-  redis.call('LREM', base .. 'queue:' .. redis.call('HGET', jk, 'queue'), 0, id)
-else
+if status ~= 'queued' then
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
 end
 redis.call('HSET', jk, 'cancel', '1')
-finish_cancelled(base, jk, now_ms(), ARGV[2])
+finish_cancelled(base, jk, id, now_ms(), keep)
 return {'ok', redis.call('HGETALL', jk)}

@@ -7,6 +7,13 @@
 -- Returns {'created'|'existing', same_request (1|0), HGETALL of the job}.
 local base, id = ARGV[1], ARGV[2]
 local now = now_ms()
+local due = now
+if ARGV[9] ~= '' then
+  due = tonumber(ARGV[9])
+elseif ARGV[8] ~= '' then
+  due = now + tonumber(ARGV[8])
+end
+if not due or not tonumber(ARGV[6]) then error('bad enqueue arguments') end
 local fp = false
 if ARGV[10] ~= '' then
   local ik = base .. 'idem:' .. ARGV[10]
@@ -21,15 +28,9 @@ if ARGV[10] ~= '' then
   end
   redis.call('SET', ik, id, 'PX', ARGV[11])
 end
-local due = now
-if ARGV[9] ~= '' then
-  due = tonumber(ARGV[9])
-elseif ARGV[8] ~= '' then
-  due = now + tonumber(ARGV[8])
-end
 local jk = job_key(base, id)
 redis.call('HSET', jk, 'id', id, 'kind', ARGV[3], 'queue', ARGV[4], 'args', ARGV[5],
-  'attempts', 0, 'failures', 0, 'max_attempts', ARGV[6], 'errors', '[]',
+  'attempts', 0, 'failures', 0, 'max_attempts', ARGV[6],
   'created_at', now, 'run_at', math.max(due, now))
 if ARGV[7] ~= '' then redis.call('HSET', jk, 'timeout_ms', ARGV[7]) end
 if fp then redis.call('HSET', jk, 'idem_key', ARGV[10], 'idem_fp', fp) end

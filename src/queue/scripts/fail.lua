@@ -1,39 +1,49 @@
 -- fail: record a failed attempt, then schedule a retry or move the job to the dead set.
 -- KEYS[1] job hash  KEYS[2] the owner's in-flight list  KEYS[3] retry zset  KEYS[4] dead zset
--- ARGV[1] base  ARGV[2] lease  ARGV[3] error message  ARGV[4] 'retry' or 'dead' (do not retry)
--- ARGV[5] retry delay ms  ARGV[6] job retention ms  ARGV[7] dead retention ms  ARGV[8] dead max
--- ARGV[9] how many error entries a job keeps
+-- ARGV[1] base  ARGV[2] lease  ARGV[3] error message (already cut to its limit)
+-- ARGV[4] 'retry' or 'dead' (do not retry)  ARGV[5] retry delay ms  ARGV[6] job retention ms
+-- ARGV[7] most finished jobs kept  ARGV[8] dead retention ms  ARGV[9] dead max
+-- ARGV[10] how many error entries a job keeps
 -- Returns 'retrying', 'dead', 'cancelled', or 'lost' when the lease is no longer the caller's.
-local base, jk = ARGV[1], KEYS[1]
-if redis.call('HGET', jk, 'lease') ~= ARGV[2] then return 'lost' end
+--
+-- Each failure is one hash field, 'err:<n>' (n counts up in 'err_seq'), holding one JSON entry;
+-- the entry ARGV[10] places back is deleted. So a failure costs the same however many came
+-- before it: the history is never decoded and encoded again.
+local base, jk, lease, message, mode = ARGV[1], KEYS[1], ARGV[2], ARGV[3], ARGV[4]
+local delay_ms, dead_ms, dead_max, kept = tonumber(ARGV[5]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local keep = parse_keep(ARGV[6], ARGV[7])
+if not (delay_ms and dead_ms and dead_max and kept) then error('bad fail arguments') end
+if redis.call('HGET', jk, 'lease') ~= lease then return 'lost' end
 local now = now_ms()
-local id = redis.call('HGET', jk, 'id')
+local f = redis.call('HMGET', jk, 'id', 'attempts', 'failures', 'max_attempts', 'err_seq', 'cancel')
+local id = f[1]
+local failures = (tonumber(f[3]) or 0) + 1
+local max_attempts = tonumber(f[4]) or 1
+local seq = (tonumber(f[5]) or 0) + 1
+local entry = cjson.encode({attempt = tonumber(f[2]) or 0, at = now, message = message})
 redis.call('LREM', KEYS[2], 1, id)
-local failures = redis.call('HINCRBY', jk, 'failures', 1)
-local errors = cjson.decode(redis.call('HGET', jk, 'errors') or '[]')
-errors[#errors + 1] = {attempt = tonumber(redis.call('HGET', jk, 'attempts')), at = now, message = ARGV[3]}
-while #errors > tonumber(ARGV[9]) do table.remove(errors, 1) end
-redis.call('HSET', jk, 'errors', cjson.encode(errors))
+redis.call('HSET', jk, 'failures', failures, 'err_seq', seq, 'err:' .. seq, entry)
+if seq > kept then redis.call('HDEL', jk, 'err:' .. (seq - kept)) end
 redis.call('HDEL', jk, 'lease', 'owner')
-if redis.call('HGET', jk, 'cancel') == '1' then
-  finish_cancelled(base, jk, now, ARGV[6])
+if f[6] == '1' then
+  finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'
 end
-if ARGV[4] == 'dead' or failures >= tonumber(redis.call('HGET', jk, 'max_attempts')) then
+if mode == 'dead' or failures >= max_attempts then
   redis.call('HSET', jk, 'status', 'dead', 'finished_at', now)
   redis.call('ZADD', KEYS[4], now, id)
-  expire_finished(base, jk, ARGV[7])
+  expire_finished(base, jk, dead_ms)
   -- Keep the dead set within its age and size limits. Records past their age expire by their
   -- own TTL; those over the count are deleted now, so memory stays bounded.
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[7]))
-  local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[8])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_ms)
+  local excess = redis.call('ZCARD', KEYS[4]) - dead_max
   if excess > 0 then
     local popped = redis.call('ZPOPMIN', KEYS[4], excess)
     for i = 1, #popped, 2 do redis.call('DEL', job_key(base, popped[i])) end
   end
   return 'dead'
 end
-local due = now + tonumber(ARGV[5])
+local due = now + delay_ms
 redis.call('HSET', jk, 'status', 'retrying', 'run_at', due)
 redis.call('ZADD', KEYS[3], due, id)
 return 'retrying'

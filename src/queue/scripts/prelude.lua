@@ -1,6 +1,10 @@
 -- Helpers shared by every script: queue/scripts.rs prepends this file to each one, so the
 -- rules for "ready", "cancelled" and "expire when finished" are written once.
 -- Job keys are built from ARGV base ("{prefix}:"), whose hash tag keeps every key in one slot.
+--
+-- A script that raises an error keeps the writes it made before it: Redis does not roll back.
+-- So every script reads and checks what it needs (numbers parsed, fields present) before its
+-- first write, and the helpers below that write take only values already checked.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -14,7 +18,7 @@ end
 -- A finished job expires after its retention, or later while its idempotency key still lives,
 -- so a repeated request within the key's lifetime can still be answered with the job.
 local function expire_finished(base, jk, retention_ms)
-  local ttl = tonumber(retention_ms)
+  local ttl = retention_ms
   local idem = redis.call('HGET', jk, 'idem_key')
   if idem then
     local idem_ttl = redis.call('PTTL', base .. 'idem:' .. idem)
@@ -24,10 +28,30 @@ local function expire_finished(base, jk, retention_ms)
   redis.call('PEXPIRE', jk, ttl)
 end
 
+-- Succeeded and cancelled jobs are listed newest first in 'finished', which keeps at most
+-- keep_max ids: the records of the ids it pushes out are deleted now, so finished jobs are bounded
+-- by count (JOB_RETENTION_MAX) as well as by age. A retried job leaves the list (retry.lua);
+-- should an id still stand there for a job that runs or waits again, it is dropped from the
+-- list without touching the job.
+local function index_finished(base, id, keep_max)
+  local fk = base .. 'finished'
+  redis.call('LPUSH', fk, id)
+  local excess = redis.call('LLEN', fk) - keep_max
+  while excess > 0 do
+    local old = redis.call('RPOP', fk)
+    local ojk = job_key(base, old)
+    local status = redis.call('HGET', ojk, 'status')
+    if (status == 'succeeded' or status == 'cancelled') and redis.call('HEXISTS', ojk, 'lease') == 0 then
+      redis.call('DEL', ojk)
+    end
+    excess = excess - 1
+  end
+end
+
 -- Makes a job ready to run. front = true puts it where the next fetch takes it (a job that was
--- interrupted goes first); otherwise it waits behind the others.
-local function make_ready(base, jk, id, front, now)
-  local q = redis.call('HGET', jk, 'queue')
+-- interrupted goes first); otherwise it waits behind the others. q is the job's queue, read by
+-- the caller before its first write.
+local function make_ready(base, jk, id, q, front, now)
   redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', now)
   redis.call('HDEL', jk, 'lease', 'owner')
   if front then
@@ -35,11 +59,23 @@ local function make_ready(base, jk, id, front, now)
   else
     redis.call('LPUSH', base .. 'queue:' .. q, id)
   end
+  -- Listed again in case the queue's name was pruned while the job waited elsewhere.
+  redis.call('SADD', base .. 'queues', q)
   redis.call('PUBLISH', base .. 'wake', q)
 end
 
-local function finish_cancelled(base, jk, now, retention_ms)
+-- keep: {retention ms, most finished jobs kept}, parsed by the caller.
+local function finish_cancelled(base, jk, id, now, keep)
   redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
   redis.call('HDEL', jk, 'lease', 'owner')
-  expire_finished(base, jk, retention_ms)
+  expire_finished(base, jk, keep[1])
+  index_finished(base, id, keep[2])
+end
+
+-- Parses the two retention arguments every script that may finish a job takes; called on a
+-- script's first lines, so a bad argument fails it before it writes anything.
+local function parse_keep(retention_ms, keep_max)
+  local keep = {tonumber(retention_ms), tonumber(keep_max)}
+  if not keep[1] or not keep[2] or keep[2] < 1 then error('bad retention arguments') end
+  return keep
 end

@@ -3,17 +3,18 @@
 -- KEYS[1] scheduled zset  KEYS[2] retry zset  KEYS[3] dead zset
 -- ARGV[1] base  ARGV[2] most jobs to move per set  ARGV[3] dead retention ms
 -- Returns {jobs moved, ms until the next job is due or -1 when none is waiting}.
-local base = ARGV[1]
+local base, batch, dead_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if not (batch and dead_ms) then error('bad promote arguments') end
 local now = now_ms()
 local moved = 0
 local next_due = -1
 for z = 1, 2 do
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[z], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[z], '-inf', now, 'LIMIT', 0, batch)) do
     redis.call('ZREM', KEYS[z], id)
     local jk = job_key(base, id)
-    local status = redis.call('HGET', jk, 'status')
-    if status == 'scheduled' or status == 'retrying' then
-      make_ready(base, jk, id, false, now)
+    local f = redis.call('HMGET', jk, 'status', 'queue')
+    if (f[1] == 'scheduled' or f[1] == 'retrying') and f[2] then
+      make_ready(base, jk, id, f[2], false, now)
       moved = moved + 1
     end
   end
@@ -24,5 +25,5 @@ for z = 1, 2 do
   end
 end
 -- Dead jobs expire on their own; their entries in the dead set go here.
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[3]))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - dead_ms)
 return {moved, next_due}

@@ -2,20 +2,23 @@
 -- deregister the process. Used by a process on its own shutdown, and by the reaper for every
 -- registered process whose heartbeat has expired (it was killed, or lost Redis for too long).
 -- KEYS[1] processes set
--- ARGV[1] base  ARGV[2] job retention ms  ARGV[3] the process to release, or '' for every expired one
+-- ARGV[1] base  ARGV[2] job retention ms  ARGV[3] most finished jobs kept
+-- ARGV[4] the process to release, or '' for every expired one
 -- Returns {{process, jobs put back}, ...}.
-local base = ARGV[1]
+local base, only = ARGV[1], ARGV[4]
+local keep = parse_keep(ARGV[2], ARGV[3])
 local now = now_ms()
 local function release(process)
   local inflight = base .. 'inflight:' .. process
   local n = 0
   for _, id in ipairs(redis.call('LRANGE', inflight, 0, -1)) do
     local jk = job_key(base, id)
-    if redis.call('HGET', jk, 'owner') == process then
-      if redis.call('HGET', jk, 'cancel') == '1' then
-        finish_cancelled(base, jk, now, ARGV[2])
+    local f = redis.call('HMGET', jk, 'owner', 'cancel', 'queue')
+    if f[1] == process and f[3] then
+      if f[2] == '1' then
+        finish_cancelled(base, jk, id, now, keep)
       else
-        make_ready(base, jk, id, true, now)
+        make_ready(base, jk, id, f[3], true, now)
         n = n + 1
       end
     end
@@ -25,8 +28,8 @@ local function release(process)
   return n
 end
 local out = {}
-if ARGV[3] ~= '' then
-  out[1] = {ARGV[3], release(ARGV[3])}
+if only ~= '' then
+  out[1] = {only, release(only)}
   return out
 end
 for _, process in ipairs(redis.call('SMEMBERS', KEYS[1])) do

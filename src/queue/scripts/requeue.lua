@@ -1,15 +1,18 @@
 -- requeue: give a job back without counting a failure (shutdown, or the end of a cancelled run).
 -- KEYS[1] job hash  KEYS[2] the owner's in-flight list
--- ARGV[1] base  ARGV[2] lease  ARGV[3] job retention ms
+-- ARGV[1] base  ARGV[2] lease  ARGV[3] job retention ms  ARGV[4] most finished jobs kept
 -- Returns 'queued', 'cancelled' (a cancelled job is finished, not queued), or 'lost'.
-local base, jk = ARGV[1], KEYS[1]
-if redis.call('HGET', jk, 'lease') ~= ARGV[2] then return 'lost' end
+local base, jk, lease = ARGV[1], KEYS[1], ARGV[2]
+local keep = parse_keep(ARGV[3], ARGV[4])
+if redis.call('HGET', jk, 'lease') ~= lease then return 'lost' end
 local now = now_ms()
-local id = redis.call('HGET', jk, 'id')
+local f = redis.call('HMGET', jk, 'id', 'queue', 'cancel')
+local id, q = f[1], f[2]
+if not q then error('job ' .. tostring(id) .. ' has no queue') end
 redis.call('LREM', KEYS[2], 1, id)
-if redis.call('HGET', jk, 'cancel') == '1' then
-  finish_cancelled(base, jk, now, ARGV[3])
+if f[3] == '1' then
+  finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'
 end
-make_ready(base, jk, id, true, now)
+make_ready(base, jk, id, q, true, now)
 return 'queued'

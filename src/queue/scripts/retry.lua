@@ -3,16 +3,20 @@
 -- KEYS[1] job hash  KEYS[2] dead zset
 -- ARGV[1] base
 -- Returns {'missing', {}}, {'conflict', job} (not dead or cancelled, or still winding down), or {'ok', job}.
+-- A cancelled job leaves the 'finished' list (a scan of at most JOB_RETENTION_MAX ids, on a
+-- manual retry only), so the count bound never deletes it for a finish before this retry.
 local base, jk = ARGV[1], KEYS[1]
-local status = redis.call('HGET', jk, 'status')
+local f = redis.call('HMGET', jk, 'status', 'id', 'queue')
+local status, id, q = f[1], f[2], f[3]
 if not status then return {'missing', {}} end
 if (status ~= 'dead' and status ~= 'cancelled') or redis.call('HEXISTS', jk, 'lease') == 1 then
   return {'conflict', redis.call('HGETALL', jk)}
 end
-local id = redis.call('HGET', jk, 'id')
+if not (id and q) then error('job record without id or queue') end
 redis.call('ZREM', KEYS[2], id)
+if status == 'cancelled' then redis.call('LREM', base .. 'finished', 0, id) end
 redis.call('PERSIST', jk)
 redis.call('HSET', jk, 'failures', 0)
 redis.call('HDEL', jk, 'cancel', 'finished_at', 'result')
-make_ready(base, jk, id, false, now_ms())
+make_ready(base, jk, id, q, false, now_ms())
 return {'ok', redis.call('HGETALL', jk)}
