@@ -20,6 +20,9 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&config.log_filter, config.log_format);
+    for warning in config.warnings() {
+        tracing::warn!(event = "config.warning", message = %warning);
+    }
     if config.api_token.is_none() && config.serves_http() {
         tracing::warn!(
             event = "auth.loopback_only",
