@@ -43,7 +43,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = Shutdown::new(config.shutdown_timeout);
         shutdown.listen_for_signals()?;
-        let app = App::build(config, jobs::registry())?;
+        let registry = jobs::registry(config.demo_kinds);
+        let app = App::build(config, registry)?;
         app.run_until_stopped(shutdown).await
     });
     runtime.shutdown_timeout(Duration::from_millis(50));

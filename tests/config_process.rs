@@ -1,0 +1,28 @@
+//! The process as configured: demo kinds only on request, SIGHUP drains like SIGTERM, and the
+//! command line answers `--help` and `--version` without starting anything.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{App, Redis};
+
+#[test]
+fn without_demo_kinds_a_demo_kind_is_refused_naming_the_setting() {
+    let redis = Redis::start();
+    // An empty value counts as unset, undoing the support code's DEMO_KINDS=true.
+    let app = App::start_web_only_with(&redis.url(), &[("DEMO_KINDS", "")]);
+    for kind in ["sleep", "fail", "steps", "cpu"] {
+        let (status, _, body) = app.enqueue(&json!({"kind": kind, "args": {}}));
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{kind}: {body}");
+        assert!(body.to_string().contains("DEMO_KINDS"), "{kind}: {body}");
+    }
+    let (status, _, body) = app.enqueue(&json!({"kind": "nope"}));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(!body.to_string().contains("DEMO_KINDS"), "{body}");
+    app.enqueue_ok(&json!({"kind": "echo", "args": {}}));
+    app.enqueue_ok(&json!({"kind": "noop"}));
+
+    let with_demo_kinds = App::start_web_only_with(&redis.url(), &[("DEMO_KINDS", "true")]);
+    with_demo_kinds.enqueue_ok(&json!({"kind": "sleep", "args": {"ms": 1}}));
+}
