@@ -1,8 +1,10 @@
 //! The process as configured: demo kinds only on request, SIGHUP drains like SIGTERM, and the
-//! command line answers `--help` and `--version` without starting anything.
+//! command line answers `--help` and `--version` without starting anything and refuses the rest.
 
 mod support;
 
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -55,4 +57,69 @@ fn sighup_drains_like_sigterm_and_exits_zero() {
         support::job_field(&mut conn, &id, "status").as_deref(),
         Some("succeeded")
     );
+}
+
+/// Runs the binary with `args`, bounded: a process that starts serving instead of answering is
+/// killed after 5 s and reported as `None`.
+fn run_with_args(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onedyno"))
+        .args(args)
+        .env_clear()
+        .env("PORT", support::free_port().to_string())
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start onedyno");
+    let exited = support::eventually(Duration::from_secs(5), || child.try_wait().ok().flatten());
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .map(|mut s| s.read_to_string(&mut stdout));
+    child
+        .stderr
+        .take()
+        .map(|mut s| s.read_to_string(&mut stderr));
+    (exited.and_then(|s| s.code()), stdout, stderr)
+}
+
+#[test]
+fn help_lists_the_variables_and_exits_zero() {
+    for flag in ["--help", "-h"] {
+        let (code, stdout, stderr) = run_with_args(&[flag]);
+        assert_eq!(code, Some(0), "{flag}: {stdout}{stderr}");
+        for needle in ["usage: onedyno", "REDIS_URL", "DEMO_KINDS", "README"] {
+            assert!(stdout.contains(needle), "{flag}: no {needle}: {stdout}");
+        }
+        assert!(
+            !stderr.contains("event="),
+            "{flag} started the app: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_package_version_and_exits_zero() {
+    let (code, stdout, stderr) = run_with_args(&["--version"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("onedyno {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn an_unknown_argument_prints_usage_and_exits_2() {
+    for args in [&["--port=80"][..], &["serve"], &["--help", "extra"]] {
+        let (code, stdout, stderr) = run_with_args(args);
+        assert_eq!(code, Some(2), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains("usage: onedyno"), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    }
 }
