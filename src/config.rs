@@ -111,6 +111,13 @@ pub const MAX_BODY_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 /// Heroku sends SIGKILL this long after SIGTERM; a longer `SHUTDOWN_TIMEOUT` is cut short there.
 pub const HEROKU_KILL_AFTER: Duration = Duration::from_secs(30);
 
+/// The most jobs one process runs at once (`WORKER_CONCURRENCY`).
+const WORKER_CONCURRENCY_LIMIT: usize = 1000;
+/// The most HTTP worker threads (`WEB_CONCURRENCY`).
+const WEB_CONCURRENCY_LIMIT: usize = 64;
+/// The most jobs kept of one kind of retention (`JOB_RETENTION_MAX`, `DEAD_MAX`).
+const COUNT_LIMIT: u64 = 10_000_000;
+
 const MINUTE: f64 = 60.0;
 const HOUR: f64 = 3600.0;
 const DAY: f64 = 86_400.0;
@@ -310,22 +317,14 @@ impl Config {
     }
 }
 
-/// The most jobs one process runs at once (`WORKER_CONCURRENCY`).
-const WORKER_CONCURRENCY_LIMIT: usize = 1000;
-/// The most HTTP worker threads (`WEB_CONCURRENCY`).
-const WEB_CONCURRENCY_LIMIT: usize = 64;
-/// The most jobs kept of one kind of retention (`JOB_RETENTION_MAX`, `DEAD_MAX`).
-const COUNT_LIMIT: u64 = 10_000_000;
-
 fn parse_timings(raw: &RawEnv, warnings: &mut Vec<String>) -> Result<Timings, ConfigError> {
     let shutdown_timeout =
         bounded_seconds("SHUTDOWN_TIMEOUT", raw.shutdown_timeout, 10.0, 1.0, HOUR)?;
     if shutdown_timeout > HEROKU_KILL_AFTER {
+        let (secs, kill) = (shutdown_timeout.as_secs_f64(), HEROKU_KILL_AFTER.as_secs());
         warnings.push(format!(
-            "SHUTDOWN_TIMEOUT={} is above {} s: on Heroku, SIGKILL comes {} s after SIGTERM and cuts the drain short",
-            shutdown_timeout.as_secs_f64(),
-            HEROKU_KILL_AFTER.as_secs(),
-            HEROKU_KILL_AFTER.as_secs(),
+            "SHUTDOWN_TIMEOUT={secs} is above {kill} s: Heroku sends SIGKILL {kill} s after \
+             SIGTERM, cutting the drain short"
         ));
     }
     let retry_backoff_base = bounded_seconds(
@@ -656,7 +655,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_design() {
+    fn defaults_are_as_documented() {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 5000);
         assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
