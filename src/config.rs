@@ -1,8 +1,8 @@
 //! Configuration: the only code that reads the environment.
 //!
-//! Every variable of DESIGN section 3 is read once at start-up with `envy`. A value that does not
-//! parse, or parses to something unusable, is a [`ConfigError`] that names the variable and the
-//! value it got, so `heroku logs` says exactly what to fix.
+//! Every variable is read once at start-up with `envy`. A value that does not parse, parses to
+//! something unusable, or lies outside its documented limits is a [`ConfigError`] that names the
+//! variable and the value it got (secrets redacted), so `heroku logs` says exactly what to fix.
 
 use std::time::Duration;
 
@@ -21,6 +21,14 @@ pub enum ConfigError {
         value: String,
         /// Why it was refused.
         reason: String,
+    },
+    /// A secret variable's value cannot be used; the message names the problem, never the value.
+    #[error("invalid {var}=<redacted>: {reason}")]
+    Redacted {
+        /// The environment variable.
+        var: &'static str,
+        /// Why it was refused.
+        reason: &'static str,
     },
     /// `envy` refused a value (wrong type); its message names the variable and the value.
     #[error("invalid configuration: {0}")]
@@ -98,6 +106,21 @@ fn weighted_order(pairs: &[(String, u32)], rng: &mut impl rand::Rng) -> Vec<Stri
 
 /// The most failed attempts a job may be allowed (`MAX_ATTEMPTS` and a job's `max_attempts`).
 pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+/// The largest `MAX_BODY_BYTES`: a body is held in memory whole, so a huge limit is a memory hazard.
+pub const MAX_BODY_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+/// Heroku sends SIGKILL this long after SIGTERM; a longer `SHUTDOWN_TIMEOUT` is cut short there.
+pub const HEROKU_KILL_AFTER: Duration = Duration::from_secs(30);
+
+/// The most jobs one process runs at once (`WORKER_CONCURRENCY`).
+const WORKER_CONCURRENCY_LIMIT: usize = 1000;
+/// The most HTTP worker threads (`WEB_CONCURRENCY`).
+const WEB_CONCURRENCY_LIMIT: usize = 64;
+/// The most jobs kept of one kind of retention (`JOB_RETENTION_MAX`, `DEAD_MAX`).
+const COUNT_LIMIT: u64 = 10_000_000;
+
+const MINUTE: f64 = 60.0;
+const HOUR: f64 = 3600.0;
+const DAY: f64 = 86_400.0;
 
 /// True when `name` is usable as a queue name: 1 to 64 of `A-Z a-z 0-9 _ - .`.
 pub fn valid_queue_name(name: &str) -> bool {
@@ -114,6 +137,7 @@ pub struct Config {
     /// HTTP port (`PORT`).
     pub port: u16,
     /// Redis URL; `REDIS_TLS_URL` wins over `REDIS_URL`, and `rediss://` accepts self-signed certificates.
+    /// It may hold a password: show it only through [`redact_url`].
     pub redis_url: String,
     /// Jobs run at once by this process (`WORKER_CONCURRENCY`).
     pub worker_concurrency: usize,
@@ -135,24 +159,31 @@ pub struct Config {
     pub retry_backoff_max: Duration,
     /// How long a succeeded or cancelled job stays readable (`JOB_RETENTION`).
     pub job_retention: Duration,
-    /// How many succeeded or cancelled jobs are kept at most (`JOB_RETENTION_MAX`).
+    /// The most succeeded or cancelled jobs kept (`JOB_RETENTION_MAX`).
     pub job_retention_max: u64,
     /// How long a dead job is kept (`DEAD_RETENTION`).
     pub dead_retention: Duration,
     /// How many dead jobs are kept at most (`DEAD_MAX`).
     pub dead_max: u64,
-    /// Bearer token every route but `/health` requires (`API_TOKEN`); unset = loopback clients only.
+    /// Bearer token every route but `/health` requires (`API_TOKEN`, trimmed); unset = loopback
+    /// clients only.
     pub api_token: Option<String>,
     /// Key namespace (`REDIS_PREFIX`).
     pub redis_prefix: String,
     /// Request body limit (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Time a client has to send its request head and body (`REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
+    /// Whether the demo kinds `sleep`, `fail`, `steps` and `cpu` are registered (`DEMO_KINDS`).
+    pub demo_kinds: bool,
     /// Log filter (`RUST_LOG`).
     pub log_filter: String,
     /// Log format (`LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Heroku's dyno name (`DYNO`), used only to make process ids readable.
     pub dyno: Option<String>,
+    /// Usable but doubtful settings, for `main` to log once telemetry is up.
+    warnings: Vec<String>,
 }
 
 /// The raw environment as envy sees it; every field optional so defaults live in one place.
@@ -177,9 +208,22 @@ struct RawEnv {
     api_token: Option<String>,
     redis_prefix: Option<String>,
     max_body_bytes: Option<usize>,
+    request_timeout: Option<f64>,
+    demo_kinds: Option<String>,
     rust_log: Option<String>,
     log_format: Option<String>,
     dyno: Option<String>,
+}
+
+/// The settings that are lengths of time.
+struct Timings {
+    shutdown_timeout: Duration,
+    job_timeout: Duration,
+    retry_backoff_base: Duration,
+    retry_backoff_max: Duration,
+    job_retention: Duration,
+    dead_retention: Duration,
+    request_timeout: Duration,
 }
 
 impl Config {
@@ -199,115 +243,61 @@ impl Config {
     }
 
     fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
-        let worker_concurrency = raw.worker_concurrency.unwrap_or(10);
-        let role = match raw.role.as_deref().map(str::trim) {
-            None | Some("all") | Some("web+worker") => {
-                if worker_concurrency == 0 {
-                    Role::Web
-                } else {
-                    Role::All
-                }
-            }
-            Some("web") => Role::Web,
-            Some("worker") => Role::Worker,
-            Some(other) => {
-                return Err(invalid("ROLE", other, "expected all, web or worker"));
-            }
-        };
-        if role == Role::Worker && worker_concurrency == 0 {
-            return Err(invalid(
-                "WORKER_CONCURRENCY",
-                "0",
-                "ROLE=worker needs at least one worker",
-            ));
-        }
-        let redis_url = raw
-            .redis_tls_url
-            .or(raw.redis_url)
-            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_string());
-        let redis_url = redis_url_for_client(&redis_url)?;
-        let web_concurrency = match raw.web_concurrency {
-            Some(0) => return Err(invalid("WEB_CONCURRENCY", "0", "must be at least 1")),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-        let shutdown_timeout = seconds("SHUTDOWN_TIMEOUT", raw.shutdown_timeout, 10.0)?;
-        if shutdown_timeout < Duration::from_secs(1) {
-            return Err(invalid(
-                "SHUTDOWN_TIMEOUT",
-                &format!("{}", shutdown_timeout.as_secs_f64()),
-                "must be at least 1 second",
-            ));
-        }
-        let retry_backoff_base = seconds("RETRY_BACKOFF_BASE", raw.retry_backoff_base, 15.0)?;
-        let retry_backoff_max = seconds("RETRY_BACKOFF_MAX", raw.retry_backoff_max, 3600.0)?;
-        let max_attempts = raw.max_attempts.unwrap_or(10);
-        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
-            return Err(invalid(
-                "MAX_ATTEMPTS",
-                &max_attempts.to_string(),
-                &format!("must be from 1 to {MAX_ATTEMPTS_LIMIT}"),
-            ));
-        }
-        if retry_backoff_max < retry_backoff_base {
-            return Err(invalid(
-                "RETRY_BACKOFF_MAX",
-                &retry_backoff_max.as_secs_f64().to_string(),
-                "must not be less than RETRY_BACKOFF_BASE",
-            ));
-        }
-        let redis_prefix = raw.redis_prefix.unwrap_or_else(|| "onedyno".to_string());
-        if redis_prefix.contains(['{', '}']) || redis_prefix.chars().any(char::is_whitespace) {
-            return Err(invalid(
-                "REDIS_PREFIX",
-                &redis_prefix,
-                "must not contain braces or spaces (it becomes a hash tag)",
-            ));
-        }
-        let max_body_bytes = raw.max_body_bytes.unwrap_or(1_048_576);
-        if max_body_bytes < 256 {
-            return Err(invalid(
-                "MAX_BODY_BYTES",
-                &max_body_bytes.to_string(),
-                "must be at least 256",
-            ));
-        }
-        let log_format = match raw.log_format.as_deref().map(str::trim) {
-            None | Some("logfmt") => LogFormat::Logfmt,
-            Some("json") => LogFormat::Json,
-            Some(other) => return Err(invalid("LOG_FORMAT", other, "expected logfmt or json")),
-        };
+        let mut warnings = Vec::new();
+        let (role, worker_concurrency) = parse_role(raw.role.as_deref(), raw.worker_concurrency)?;
+        let timings = parse_timings(&raw, &mut warnings)?;
+        let redis_url = parse_redis_url(raw.redis_tls_url, raw.redis_url)?;
+        let default_web = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let web_concurrency = bounded_int(
+            "WEB_CONCURRENCY",
+            raw.web_concurrency,
+            default_web.min(WEB_CONCURRENCY_LIMIT),
+            1,
+            WEB_CONCURRENCY_LIMIT,
+        )?;
+        let max_attempts =
+            bounded_int("MAX_ATTEMPTS", raw.max_attempts, 10, 1, MAX_ATTEMPTS_LIMIT)?;
+        let redis_prefix = parse_redis_prefix(raw.redis_prefix)?;
+        let max_body_bytes = bounded_int(
+            "MAX_BODY_BYTES",
+            raw.max_body_bytes,
+            1_048_576,
+            256,
+            MAX_BODY_BYTES_LIMIT,
+        )?;
+        let log_format = parse_log_format(raw.log_format.as_deref())?;
         let queues = parse_queues(raw.queues.as_deref().unwrap_or("default"))?;
-        let job_timeout = seconds("JOB_TIMEOUT", raw.job_timeout, 300.0)?;
-        if job_timeout.is_zero() {
-            return Err(invalid("JOB_TIMEOUT", "0", "must be more than 0"));
-        }
         Ok(Config {
             port: raw.port.unwrap_or(5000),
             redis_url,
-            worker_concurrency: if role == Role::Web {
-                0
-            } else {
-                worker_concurrency
-            },
+            worker_concurrency,
             web_concurrency,
             role,
             queues,
-            shutdown_timeout,
-            job_timeout,
+            shutdown_timeout: timings.shutdown_timeout,
+            job_timeout: timings.job_timeout,
             max_attempts,
-            retry_backoff_base,
-            retry_backoff_max,
-            job_retention: seconds("JOB_RETENTION", raw.job_retention, 86_400.0)?,
-            job_retention_max: raw.job_retention_max.unwrap_or(10_000),
-            dead_retention: seconds("DEAD_RETENTION", raw.dead_retention, 604_800.0)?,
-            dead_max: raw.dead_max.unwrap_or(10_000),
-            api_token: raw.api_token,
+            retry_backoff_base: timings.retry_backoff_base,
+            retry_backoff_max: timings.retry_backoff_max,
+            job_retention: timings.job_retention,
+            job_retention_max: bounded_int(
+                "JOB_RETENTION_MAX",
+                raw.job_retention_max,
+                10_000,
+                1,
+                COUNT_LIMIT,
+            )?,
+            dead_retention: timings.dead_retention,
+            dead_max: bounded_int("DEAD_MAX", raw.dead_max, 10_000, 0, COUNT_LIMIT)?,
+            api_token: parse_api_token(raw.api_token, &mut warnings)?,
             redis_prefix,
             max_body_bytes,
+            request_timeout: timings.request_timeout,
+            demo_kinds: parse_bool("DEMO_KINDS", raw.demo_kinds.as_deref(), false)?,
             log_filter: raw.rust_log.unwrap_or_else(|| "info".to_string()),
             log_format,
             dyno: raw.dyno,
+            warnings,
         })
     }
 
@@ -320,6 +310,176 @@ impl Config {
     pub fn runs_workers(&self) -> bool {
         self.role != Role::Web && self.worker_concurrency > 0
     }
+
+    /// Settings that were accepted but deserve a warning, to log once logging is set up.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+fn parse_timings(raw: &RawEnv, warnings: &mut Vec<String>) -> Result<Timings, ConfigError> {
+    let shutdown_timeout =
+        bounded_seconds("SHUTDOWN_TIMEOUT", raw.shutdown_timeout, 10.0, 1.0, HOUR)?;
+    if shutdown_timeout > HEROKU_KILL_AFTER {
+        let (secs, kill) = (shutdown_timeout.as_secs_f64(), HEROKU_KILL_AFTER.as_secs());
+        warnings.push(format!(
+            "SHUTDOWN_TIMEOUT={secs} is above {kill} s: Heroku sends SIGKILL {kill} s after \
+             SIGTERM, cutting the drain short"
+        ));
+    }
+    let retry_backoff_base = bounded_seconds(
+        "RETRY_BACKOFF_BASE",
+        raw.retry_backoff_base,
+        15.0,
+        0.0,
+        30.0 * DAY,
+    )?;
+    let retry_backoff_max = bounded_seconds(
+        "RETRY_BACKOFF_MAX",
+        raw.retry_backoff_max,
+        HOUR,
+        0.0,
+        30.0 * DAY,
+    )?;
+    if retry_backoff_max < retry_backoff_base {
+        return Err(invalid(
+            "RETRY_BACKOFF_MAX",
+            &retry_backoff_max.as_secs_f64().to_string(),
+            "must not be less than RETRY_BACKOFF_BASE",
+        ));
+    }
+    let job_timeout = bounded_seconds("JOB_TIMEOUT", raw.job_timeout, 300.0, 0.0, 7.0 * DAY)?;
+    if job_timeout.is_zero() {
+        return Err(invalid("JOB_TIMEOUT", "0", "must be more than 0"));
+    }
+    Ok(Timings {
+        shutdown_timeout,
+        job_timeout,
+        retry_backoff_base,
+        retry_backoff_max,
+        job_retention: bounded_seconds("JOB_RETENTION", raw.job_retention, DAY, 0.0, 365.0 * DAY)?,
+        dead_retention: bounded_seconds(
+            "DEAD_RETENTION",
+            raw.dead_retention,
+            7.0 * DAY,
+            0.0,
+            365.0 * DAY,
+        )?,
+        request_timeout: bounded_seconds(
+            "REQUEST_TIMEOUT",
+            raw.request_timeout,
+            30.0,
+            1.0,
+            5.0 * MINUTE,
+        )?,
+    })
+}
+
+/// The role, and the worker count it implies (none for a web-only process).
+fn parse_role(role: Option<&str>, workers: Option<usize>) -> Result<(Role, usize), ConfigError> {
+    let workers = bounded_int(
+        "WORKER_CONCURRENCY",
+        workers,
+        10,
+        0,
+        WORKER_CONCURRENCY_LIMIT,
+    )?;
+    let role = match role.map(str::trim) {
+        None | Some("all") | Some("web+worker") if workers == 0 => Role::Web,
+        None | Some("all") | Some("web+worker") => Role::All,
+        Some("web") => Role::Web,
+        Some("worker") => Role::Worker,
+        Some(other) => return Err(invalid("ROLE", other, "expected all, web or worker")),
+    };
+    if role == Role::Worker && workers == 0 {
+        return Err(invalid(
+            "WORKER_CONCURRENCY",
+            "0",
+            "ROLE=worker needs at least one worker",
+        ));
+    }
+    Ok((role, if role == Role::Web { 0 } else { workers }))
+}
+
+/// The Redis URL the client opens, checked whole now so a typo stops start-up, not a later connect.
+fn parse_redis_url(tls: Option<String>, plain: Option<String>) -> Result<String, ConfigError> {
+    let (var, url) = match (tls, plain) {
+        (Some(url), _) => ("REDIS_TLS_URL", url),
+        (None, Some(url)) => ("REDIS_URL", url),
+        (None, None) => ("REDIS_URL", "redis://127.0.0.1:6379".to_string()),
+    };
+    let url = redis_url_for_client(&url).map_err(|e| match e {
+        ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid { var, value, reason },
+        other => other,
+    })?;
+    redis::IntoConnectionInfo::into_connection_info(url.as_str())
+        .map_err(|e| invalid(var, &redact_url(&url), &e.to_string()))?;
+    Ok(url)
+}
+
+fn parse_redis_prefix(prefix: Option<String>) -> Result<String, ConfigError> {
+    let prefix = prefix.unwrap_or_else(|| "onedyno".to_string());
+    if prefix.contains(['{', '}']) || prefix.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            "REDIS_PREFIX",
+            &prefix,
+            "must not contain braces or spaces (it becomes a hash tag)",
+        ));
+    }
+    Ok(prefix)
+}
+
+fn parse_log_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("logfmt") => Ok(LogFormat::Logfmt),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(invalid("LOG_FORMAT", other, "expected logfmt or json")),
+    }
+}
+
+/// `true`/`false`/`1`/`0`; anything else is a typo worth stopping for.
+fn parse_bool(var: &'static str, value: Option<&str>, default: bool) -> Result<bool, ConfigError> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(invalid(
+            var,
+            value.unwrap_or_default(),
+            "expected true, false, 1 or 0",
+        )),
+    }
+}
+
+/// Trims `API_TOKEN` (a pasted token often brings a newline) and refuses one a client could not
+/// send in a header. Errors never show the token.
+fn parse_api_token(
+    token: Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let trimmed = token.trim();
+    if trimmed.len() != token.len() {
+        warnings.push("API_TOKEN had surrounding whitespace; it was trimmed".to_string());
+    }
+    let reason = if !trimmed.is_ascii() {
+        Some("must be ASCII")
+    } else if trimmed.bytes().any(|b| b.is_ascii_control()) {
+        Some("must not contain control characters")
+    } else if trimmed.bytes().any(|b| b == b' ') {
+        Some("must not contain whitespace")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ConfigError::Redacted {
+            var: "API_TOKEN",
+            reason,
+        }),
+        None => Ok(Some(trimmed.to_string())),
+    }
 }
 
 fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
@@ -330,15 +490,79 @@ fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
     }
 }
 
-fn seconds(var: &'static str, value: Option<f64>, default: f64) -> Result<Duration, ConfigError> {
+/// Seconds from `min` to `max` (fractions allowed), or `default` when unset.
+fn bounded_seconds(
+    var: &'static str,
+    value: Option<f64>,
+    default: f64,
+    min: f64,
+    max: f64,
+) -> Result<Duration, ConfigError> {
     let secs = value.unwrap_or(default);
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        invalid(
+    // Debug keeps `1e19` short, where Display would spell out twenty digits.
+    let shown = format!("{secs:?}");
+    let reason = if secs.is_nan() || secs < min.min(0.0) {
+        "expected a non-negative number of seconds".to_string()
+    } else if secs < min {
+        format!("must be at least {min} seconds")
+    } else if secs > max {
+        format!("must be at most {max} seconds")
+    } else {
+        return Duration::try_from_secs_f64(secs).map_err(|e| invalid(var, &shown, &e.to_string()));
+    };
+    Err(invalid(var, &shown, &reason))
+}
+
+/// A whole number from `min` to `max`, or `default` when unset.
+fn bounded_int<T: Copy + PartialOrd + std::fmt::Display>(
+    var: &'static str,
+    value: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    let n = value.unwrap_or(default);
+    if n < min || n > max {
+        return Err(invalid(
             var,
-            &secs.to_string(),
-            "expected a non-negative number of seconds",
-        )
-    })
+            &n.to_string(),
+            &format!("must be from {min} to {max}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// `url` with any password replaced by `***`, fit for logs and error messages.
+///
+/// `user:password@` becomes `user:***@`, a lone `secret@` becomes `***@` (Redis takes it as the
+/// password on some servers), and a `pass=`/`password=` query value (unix sockets) becomes `***`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => rest.to_string(),
+    };
+    format!("{scheme}{}", redact_query_password(&rest))
+}
+
+fn redact_query_password(url: &str) -> String {
+    let Some((path, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
 }
 
 /// Parses `QUEUES`: `a,b,c` (strict priority) or `a:5,b:3,c:1` (weighted).
@@ -406,7 +630,7 @@ pub fn redis_url_for_client(url: &str) -> Result<String, ConfigError> {
     let Some((scheme, _)) = url.split_once("://") else {
         return Err(invalid(
             "REDIS_URL",
-            url,
+            &redact_url(url),
             "expected redis://host:port or rediss://host:port",
         ));
     };
@@ -416,7 +640,7 @@ pub fn redis_url_for_client(url: &str) -> Result<String, ConfigError> {
         "rediss" => Ok(format!("{url}#insecure")),
         _ => Err(invalid(
             "REDIS_URL",
-            url,
+            &redact_url(url),
             "the scheme must be redis:// or rediss://",
         )),
     }
@@ -431,7 +655,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_design() {
+    fn defaults_are_as_documented() {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 5000);
         assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
@@ -450,6 +674,188 @@ mod tests {
         assert_eq!(c.redis_prefix, "onedyno");
         assert_eq!(c.max_body_bytes, 1_048_576);
         assert_eq!(c.log_format, LogFormat::Logfmt);
+        assert_eq!(c.job_retention_max, 10_000);
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert!(!c.demo_kinds);
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+
+    #[test]
+    fn max_body_bytes_has_a_ceiling() {
+        assert_eq!(
+            config(&[("MAX_BODY_BYTES", "16777216")])
+                .unwrap()
+                .max_body_bytes,
+            MAX_BODY_BYTES_LIMIT
+        );
+        let err = config(&[("MAX_BODY_BYTES", "16777217")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MAX_BODY_BYTES") && err.contains("16777217"),
+            "{err}"
+        );
+        assert!(config(&[("MAX_BODY_BYTES", "255")]).is_err());
+    }
+
+    #[test]
+    fn api_token_is_trimmed_with_a_warning() {
+        let c = config(&[("API_TOKEN", " abc-123\n")]).unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("abc-123"));
+        assert_eq!(c.warnings().len(), 1);
+        assert!(c.warnings()[0].contains("API_TOKEN"), "{:?}", c.warnings());
+        assert!(!c.warnings()[0].contains("abc-123"), "{:?}", c.warnings());
+        let c = config(&[("API_TOKEN", "abc-123")]).unwrap();
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn unusable_api_tokens_are_refused_without_showing_them() {
+        for (token, problem) in [
+            ("s3cret tok", "whitespace"),
+            ("s3cret\ttok", "control"),
+            ("s3cret\u{7f}tok", "control"),
+            ("s3cretétok", "ASCII"),
+        ] {
+            let err = config(&[("API_TOKEN", token)]).unwrap_err().to_string();
+            assert!(
+                err.contains("API_TOKEN=<redacted>") && err.contains(problem),
+                "{token:?}: {err}"
+            );
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn redis_url_errors_hide_the_password() {
+        let err = config(&[("REDIS_URL", "redis://:pw@host:notaport")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REDIS_URL") && err.contains("host"), "{err}");
+        assert!(!err.contains("pw"), "{err}");
+        let err = config(&[("REDIS_TLS_URL", "http://user:hunter2@host:1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("REDIS_TLS_URL") && err.contains("user:***@host"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(config(&[("REDIS_URL", "redis://:pw@host:6379/notadb")]).is_err());
+    }
+
+    #[test]
+    fn redact_url_hides_every_form_of_password() {
+        assert_eq!(redact_url("redis://h:1/0"), "redis://h:1/0");
+        assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(
+            redact_url("rediss://u:p@ss@h:1#insecure"),
+            "rediss://u:***@h:1#insecure"
+        );
+        assert_eq!(redact_url("redis://secret@h:1"), "redis://***@h:1");
+        assert_eq!(redact_url("pw@h:1"), "***@h:1");
+        assert_eq!(
+            redact_url("redis+unix:///tmp/r.sock?db=1&pass=secret"),
+            "redis+unix:///tmp/r.sock?db=1&pass=***"
+        );
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_naming_the_variable() {
+        for var in [
+            "SHUTDOWN_TIMEOUT",
+            "JOB_TIMEOUT",
+            "RETRY_BACKOFF_BASE",
+            "RETRY_BACKOFF_MAX",
+            "JOB_RETENTION",
+            "DEAD_RETENTION",
+            "REQUEST_TIMEOUT",
+        ] {
+            for value in ["1e19", "1e16", "NaN", "inf", "-inf"] {
+                let err = config(&[(var, value)]).unwrap_err().to_string();
+                assert!(err.contains(var), "{var}={value}: {err}");
+            }
+        }
+        for (var, max) in [
+            ("SHUTDOWN_TIMEOUT", 3600.0),
+            ("JOB_TIMEOUT", 7.0 * DAY),
+            ("RETRY_BACKOFF_MAX", 30.0 * DAY),
+            ("JOB_RETENTION", 365.0 * DAY),
+            ("DEAD_RETENTION", 365.0 * DAY),
+            ("REQUEST_TIMEOUT", 300.0),
+        ] {
+            assert!(config(&[(var, &max.to_string())]).is_ok(), "{var}={max}");
+            let over = (max + 1.0).to_string();
+            let err = config(&[(var, &over)]).unwrap_err().to_string();
+            assert!(err.contains("at most"), "{var}={over}: {err}");
+        }
+        let c = config(&[
+            ("RETRY_BACKOFF_BASE", "2592000"),
+            ("RETRY_BACKOFF_MAX", "2592000"),
+        ]);
+        assert_eq!(
+            c.unwrap().retry_backoff_base,
+            Duration::from_secs(2_592_000)
+        );
+        assert!(config(&[("REQUEST_TIMEOUT", "0.5")]).is_err());
+    }
+
+    #[test]
+    fn counts_have_maxima() {
+        for (var, ok, over) in [
+            ("WORKER_CONCURRENCY", "1000", "1001"),
+            ("WEB_CONCURRENCY", "64", "65"),
+            ("DEAD_MAX", "10000000", "10000001"),
+            ("JOB_RETENTION_MAX", "10000000", "10000001"),
+        ] {
+            assert!(config(&[(var, ok)]).is_ok(), "{var}={ok}");
+            let err = config(&[(var, over)]).unwrap_err().to_string();
+            assert!(err.contains(var) && err.contains(over), "{err}");
+        }
+        assert!(config(&[("JOB_RETENTION_MAX", "0")]).is_err());
+        assert!(config(&[("WEB_CONCURRENCY", "0")]).is_err());
+        assert_eq!(config(&[("DEAD_MAX", "0")]).unwrap().dead_max, 0);
+        assert_eq!(
+            config(&[("JOB_RETENTION_MAX", "5")])
+                .unwrap()
+                .job_retention_max,
+            5
+        );
+        assert_eq!(
+            config(&[("REQUEST_TIMEOUT", "2.5")])
+                .unwrap()
+                .request_timeout,
+            Duration::from_millis(2500)
+        );
+    }
+
+    #[test]
+    fn a_shutdown_timeout_past_herokus_kill_warns() {
+        assert!(
+            config(&[("SHUTDOWN_TIMEOUT", "30")])
+                .unwrap()
+                .warnings()
+                .is_empty()
+        );
+        let c = config(&[("SHUTDOWN_TIMEOUT", "45")]).unwrap();
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(45));
+        assert!(
+            c.warnings().len() == 1 && c.warnings()[0].contains("SHUTDOWN_TIMEOUT=45"),
+            "{:?}",
+            c.warnings()
+        );
+    }
+
+    #[test]
+    fn demo_kinds_is_a_strict_boolean() {
+        for (value, expected) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+            assert_eq!(
+                config(&[("DEMO_KINDS", value)]).unwrap().demo_kinds,
+                expected
+            );
+        }
+        let err = config(&[("DEMO_KINDS", "yes")]).unwrap_err().to_string();
+        assert!(err.contains("DEMO_KINDS") && err.contains("yes"), "{err}");
     }
 
     #[test]

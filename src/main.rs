@@ -8,7 +8,66 @@ use onedyno::config::Config;
 use onedyno::shutdown::Shutdown;
 use onedyno::{jobs, telemetry};
 
+const USAGE: &str = "usage: onedyno [--help | --version]";
+
+const HELP: &str = "\
+onedyno: an HTTP API and Redis-backed job workers in one process.
+
+usage: onedyno [--help | --version]
+
+Without arguments it serves HTTP on $PORT and works jobs until SIGTERM, SIGINT or SIGHUP.
+It is configured only by environment variables, among them:
+
+  PORT, REDIS_URL, REDIS_TLS_URL, ROLE, WORKER_CONCURRENCY, WEB_CONCURRENCY, QUEUES,
+  SHUTDOWN_TIMEOUT, JOB_TIMEOUT, MAX_ATTEMPTS, RETRY_BACKOFF_BASE, RETRY_BACKOFF_MAX,
+  JOB_RETENTION, JOB_RETENTION_MAX, DEAD_RETENTION, DEAD_MAX, API_TOKEN, REDIS_PREFIX,
+  MAX_BODY_BYTES, REQUEST_TIMEOUT, DEMO_KINDS, RUST_LOG, LOG_FORMAT
+
+See the Configuration section of the README for defaults and limits.
+";
+
+/// What the command line asks for.
+enum Command {
+    Run,
+    Help,
+    Version,
+    Usage,
+}
+
+/// Any argument but `--help` or `--version` is refused: the process is configured only by its
+/// environment, and a silently ignored flag would look like it took effect.
+fn command(mut args: impl Iterator<Item = std::ffi::OsString>) -> Command {
+    let first = args.next();
+    if args.next().is_some() {
+        return Command::Usage;
+    }
+    match first.as_ref().map(|a| a.to_str()) {
+        None => Command::Run,
+        Some(Some("--help" | "-h")) => Command::Help,
+        Some(Some("--version" | "-V")) => Command::Version,
+        Some(_) => Command::Usage,
+    }
+}
+
 fn main() -> ExitCode {
+    match command(std::env::args_os().skip(1)) {
+        Command::Run => run(),
+        Command::Help => {
+            print!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("onedyno {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Usage => {
+            eprintln!("{USAGE}\nonedyno takes no other arguments; see onedyno --help");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -20,6 +79,9 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(&config.log_filter, config.log_format);
+    for warning in config.warnings() {
+        tracing::warn!(event = "config.warning", message = %warning);
+    }
     if config.api_token.is_none() && config.serves_http() {
         tracing::warn!(
             event = "auth.loopback_only",
@@ -40,7 +102,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = Shutdown::new(config.shutdown_timeout);
         shutdown.listen_for_signals()?;
-        let app = App::build(config, jobs::registry())?;
+        let registry = jobs::registry(config.demo_kinds);
+        let app = App::build(config, registry)?;
         app.run_until_stopped(shutdown).await
     });
     runtime.shutdown_timeout(Duration::from_millis(50));

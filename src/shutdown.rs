@@ -1,15 +1,17 @@
 //! The one shutdown signal and the drain deadline.
 //!
-//! Only this module listens for SIGTERM and SIGINT (actix's own handling is disabled). The first
-//! signal cancels one [`Shutdown`] token that is passed to everything else; later signals are logged
-//! and ignored, because Heroku may repeat SIGTERM and a second one must not cut the drain short.
-//! The deadline is measured from the first signal, so every component agrees on how long is left.
+//! Only this module listens for SIGTERM, SIGINT and SIGHUP (actix's own handling is disabled).
+//! SIGHUP drains like SIGTERM: with no terminal to hang up, it only ever means "stop", and its
+//! default action would kill the process without a drain. The first signal cancels one
+//! [`Shutdown`] token that is passed to everything else; later signals are logged and ignored,
+//! because Heroku may repeat SIGTERM and a second one must not cut the drain short. The deadline
+//! is measured from the first signal, so every component agrees on how long is left.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::Signals;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -81,19 +83,19 @@ impl Shutdown {
         self.started() + self.timeout - Duration::from_millis(100).min(self.timeout / 10)
     }
 
-    /// Listens for SIGTERM and SIGINT and triggers this shutdown on the first one.
+    /// Listens for SIGTERM, SIGINT and SIGHUP and triggers this shutdown on the first one.
     ///
     /// Also arms a last-resort watchdog: should anything hang, the process still exits by the
     /// deadline, because Heroku's SIGKILL would come soon after and lose more.
     pub fn listen_for_signals(&self) -> std::io::Result<()> {
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         let shutdown = self.clone();
         tokio::spawn(async move {
             while let Some(signal) = signals.next().await {
-                let name = if signal == SIGTERM {
-                    "SIGTERM"
-                } else {
-                    "SIGINT"
+                let name = match signal {
+                    SIGTERM => "SIGTERM",
+                    SIGHUP => "SIGHUP",
+                    _ => "SIGINT",
                 };
                 if shutdown.trigger() {
                     tracing::info!(

@@ -75,14 +75,94 @@ fn a_bad_configuration_value_stops_start_up_naming_the_variable_and_value() {
         ("REDIS_URL", "http://example.com"),
         ("LOG_FORMAT", "xml"),
         ("MAX_ATTEMPTS", "0"),
+        ("MAX_BODY_BYTES", "16777217"),
+        ("SHUTDOWN_TIMEOUT", "1e19"),
+        ("JOB_RETENTION", "1e16"),
+        ("WORKER_CONCURRENCY", "1001"),
+        ("REQUEST_TIMEOUT", "NaN"),
+        ("DEMO_KINDS", "yes"),
     ] {
         let (code, logs) = start_with_bad_env(var, value);
-        assert_ne!(code, 0, "{var}={value} must fail");
+        assert_eq!(
+            code, 2,
+            "{var}={value} must fail as a configuration error:\n{logs}"
+        );
+        assert!(
+            logs.contains("event=config.invalid"),
+            "{var}={value}:\n{logs}"
+        );
         assert!(
             logs.contains(var) && logs.contains(value),
             "{var}={value}: message does not name both:\n{logs}"
         );
     }
+}
+
+#[test]
+fn a_redis_url_that_does_not_parse_stops_start_up_without_showing_the_password() {
+    for url in [
+        "redis://:pw-s3cret@host:notaport",
+        "redis://user:pw-s3cret@host:6379/notadb",
+        "http://:pw-s3cret@host:6379",
+    ] {
+        let (code, logs) = start_with_bad_env("REDIS_URL", url);
+        assert_eq!(code, 2, "{url}:\n{logs}");
+        assert!(
+            logs.contains("event=config.invalid") && logs.contains("REDIS_URL"),
+            "{url}:\n{logs}"
+        );
+        assert!(
+            !logs.contains("pw-s3cret"),
+            "{url}: password shown:\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn an_unusable_api_token_stops_start_up_without_showing_it() {
+    let (code, logs) = start_with_bad_env("API_TOKEN", "tok-s3cret with-space");
+    assert_eq!(code, 2, "{logs}");
+    assert!(
+        logs.contains("event=config.invalid") && logs.contains("API_TOKEN=<redacted>"),
+        "{logs}"
+    );
+    assert!(!logs.contains("s3cret"), "token shown:\n{logs}");
+}
+
+#[test]
+fn a_padded_token_is_trimmed_and_a_long_shutdown_timeout_warned_about() {
+    let redis = Redis::start();
+    let app = App::start(
+        &redis.url(),
+        &[
+            ("API_TOKEN", "  tok-s3cret-xyz\n"),
+            ("SHUTDOWN_TIMEOUT", "45"),
+        ],
+    );
+    app.wait_for_log("event=config.warning", Duration::from_secs(5));
+    let warnings = app.log_lines("event=config.warning");
+    assert!(
+        warnings.iter().any(|l| l.contains("SHUTDOWN_TIMEOUT=45"))
+            && warnings
+                .iter()
+                .any(|l| l.contains("API_TOKEN") && l.contains("trimmed")),
+        "{warnings:?}"
+    );
+    assert!(
+        !app.logs().contains("tok-s3cret-xyz"),
+        "token logged:\n{}",
+        app.logs()
+    );
+    let with = |token: &str| {
+        app.http()
+            .get(app.url("/queues"))
+            .bearer_auth(token)
+            .send()
+            .expect("GET /queues")
+            .status()
+    };
+    assert_eq!(with("tok-s3cret-xyz"), StatusCode::OK);
+    assert_eq!(with("wrong"), StatusCode::UNAUTHORIZED);
 }
 
 #[test]

@@ -13,17 +13,25 @@ mod sleep;
 mod steps;
 
 pub use handler::{Handler, JobContext, JobError, Retry};
-pub use registry::{KindError, Registry};
+pub use registry::{KindError, Registry, unknown_kind_message};
 
-/// The registry this binary runs with: the built-in kinds, and yours.
-pub fn registry() -> Registry {
+/// Kinds for demos, load tests and the test suite, registered only with `DEMO_KINDS=true`: a
+/// public app should not let any token holder park workers or burn CPU on request.
+pub const DEMO_KINDS: [&str; 4] = ["sleep", "fail", "steps", "cpu"];
+
+/// The registry this binary runs with: the built-in kinds, the demo kinds when `demo_kinds`
+/// (`DEMO_KINDS`), and yours.
+pub fn registry(demo_kinds: bool) -> Registry {
     let mut registry = Registry::new();
     registry
         .register("noop", noop::Noop)
-        .register("echo", echo::Echo)
-        .register("sleep", sleep::Sleep)
-        .register("fail", fail::Fail)
-        .register("steps", steps::Steps)
-        .register("cpu", cpu::Cpu);
+        .register("echo", echo::Echo);
+    if demo_kinds {
+        registry
+            .register("sleep", sleep::Sleep)
+            .register("fail", fail::Fail)
+            .register("steps", steps::Steps)
+            .register("cpu", cpu::Cpu);
+    }
     registry
 }

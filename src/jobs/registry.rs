@@ -14,7 +14,7 @@ use super::handler::{Handler, JobContext, JobError};
 #[derive(Debug, Error, PartialEq)]
 pub enum KindError {
     /// No handler is registered under this name.
-    #[error("unknown job kind {0:?}")]
+    #[error("{}", unknown_kind_message(.0))]
     Unknown(String),
     /// The arguments do not fit the handler's `Args`.
     #[error("invalid args for {kind:?}: {reason}")]
@@ -24,6 +24,16 @@ pub enum KindError {
         /// What serde said.
         reason: String,
     },
+}
+
+/// Why `kind` is unknown, in words a client can act on: a demo kind names the setting that
+/// enables it.
+pub fn unknown_kind_message(kind: &str) -> String {
+    if super::DEMO_KINDS.contains(&kind) {
+        format!("unknown job kind {kind:?}: demo kinds are registered only when DEMO_KINDS=true")
+    } else {
+        format!("unknown job kind {kind:?}")
+    }
 }
 
 type Start = Box<
@@ -113,7 +123,7 @@ mod tests {
 
     #[test]
     fn args_are_checked_against_the_handler_type() {
-        let registry = super::super::registry();
+        let registry = super::super::registry(true);
         assert_eq!(registry.validate("echo", &json!({"any": [1]})), Ok(()));
         assert_eq!(registry.validate("sleep", &json!({"ms": 5})), Ok(()));
         assert!(matches!(
@@ -128,5 +138,24 @@ mod tests {
             registry.kinds(),
             vec!["cpu", "echo", "fail", "noop", "sleep", "steps"]
         );
+    }
+
+    #[test]
+    fn demo_kinds_are_registered_only_when_asked_and_named_when_missing() {
+        let registry = super::super::registry(false);
+        assert_eq!(registry.kinds(), vec!["echo", "noop"]);
+        let err = registry
+            .validate("sleep", &json!({"ms": 5}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sleep") && err.contains("DEMO_KINDS=true"),
+            "{err}"
+        );
+        let err = registry
+            .validate("nope", &json!({}))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("DEMO_KINDS"), "{err}");
     }
 }

@@ -16,6 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::io::tcp::TcpSettings;
 
 use super::error::QueueError;
+use crate::config::redact_url;
 use crate::shutdown::Shutdown;
 
 const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -63,10 +64,10 @@ impl RedisHandle {
     pub fn open(url: &str) -> Result<RedisHandle, QueueError> {
         let info = url
             .into_connection_info()
-            .map_err(|e| QueueError::Redis(format!("bad Redis URL: {e}")))?
+            .map_err(|e| QueueError::Redis(format!("bad Redis URL {}: {e}", redact_url(url))))?
             .set_tcp_settings(tcp_settings());
         let client = redis::Client::open(info)
-            .map_err(|e| QueueError::Redis(format!("bad Redis URL: {e}")))?;
+            .map_err(|e| QueueError::Redis(format!("bad Redis URL {}: {e}", redact_url(url))))?;
         Ok(RedisHandle {
             client,
             manager: Arc::new(RwLock::new(None)),

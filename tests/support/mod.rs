@@ -176,7 +176,16 @@ impl App {
 
     /// Starts a web-only process (`WORKER_CONCURRENCY=0`) and waits until it reaches Redis.
     pub fn start_web_only(redis_url: &str) -> App {
-        let app = App::start(redis_url, &[("WORKER_CONCURRENCY", "0")]);
+        App::start_web_only_with(redis_url, &[])
+    }
+
+    /// [`App::start_web_only`] with `env` on top.
+    pub fn start_web_only_with(redis_url: &str, env: &[(&str, &str)]) -> App {
+        let env: Vec<_> = [("WORKER_CONCURRENCY", "0")]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let app = App::start(redis_url, &env);
         let healthy = eventually(Duration::from_secs(10), || {
             (app.get("/health").0 == StatusCode::OK).then_some(())
         });
@@ -184,7 +193,8 @@ impl App {
         app
     }
 
-    /// Starts the binary without waiting for anything.
+    /// Starts the binary without waiting for anything. The demo kinds are on (`DEMO_KINDS=true`)
+    /// since most tests use them; `("DEMO_KINDS", "")` in `env` turns them off again.
     pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> App {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_onedyno"));
@@ -194,7 +204,8 @@ impl App {
             .env("PORT", port.to_string())
             .env("REDIS_URL", redis_url)
             .env("RUST_LOG", "info")
-            .env("WEB_CONCURRENCY", "2");
+            .env("WEB_CONCURRENCY", "2")
+            .env("DEMO_KINDS", "true");
         for (k, v) in env {
             command.env(k, v);
         }
@@ -478,3 +489,5 @@ pub fn exists(conn: &mut redis::Connection, key: &str) -> bool {
 pub const SIGTERM: Signal = Signal::SIGTERM;
 /// Sends SIGKILL.
 pub const SIGKILL: Signal = Signal::SIGKILL;
+/// Sends SIGHUP.
+pub const SIGHUP: Signal = Signal::SIGHUP;
