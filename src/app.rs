@@ -20,6 +20,20 @@ use crate::worker::{Backoff, Pool, PoolSettings};
 /// router, not this process, closes idle connections.
 const KEEP_ALIVE: Duration = Duration::from_secs(95);
 
+/// How long a client may take to send a request's head, and then its body, before a 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `REQUEST_TIMEOUT` seconds from the environment, else 30 s.
+// TODO(merge): config.request_timeout replaces this (and the env read) once config.rs has it.
+fn request_timeout() -> Duration {
+    std::env::var("REQUEST_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(REQUEST_TIMEOUT)
+}
+
 /// Why the application could not start.
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -122,11 +136,15 @@ impl App {
                     registry: self.registry.clone(),
                     config: config.clone(),
                     shutdown: shutdown.clone(),
+                    request_timeout: request_timeout(),
                 });
                 let grace = config.shutdown_timeout.as_secs().saturating_sub(2).max(1);
                 let server = HttpServer::new(move || http::app(state.clone()))
                     .workers(config.web_concurrency)
                     .keep_alive(KEEP_ALIVE)
+                    // A client that never finishes its request head gets actix's own 408 and the
+                    // connection closed, instead of holding it for good.
+                    .client_request_timeout(request_timeout())
                     .disable_signals()
                     .shutdown_timeout(grace)
                     .listen(listener)?
