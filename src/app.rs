@@ -128,6 +128,9 @@ impl App {
                 let server = HttpServer::new(move || http::app(state.clone()))
                     .workers(config.web_concurrency)
                     .keep_alive(KEEP_ALIVE)
+                    // A client that never finishes its request head gets actix's own 408 and the
+                    // connection closed, instead of holding it for good.
+                    .client_request_timeout(config.request_timeout)
                     .disable_signals()
                     .shutdown_timeout(grace)
                     .listen(listener)?

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -37,7 +37,10 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Logfmt => registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .event_format(Logfmt)
+                    .event_format(ProtocolErrorsAsWarn {
+                        inner: Logfmt,
+                        format,
+                    })
                     .with_writer(std::io::stdout),
             )
             .init(),
@@ -47,9 +50,81 @@ pub fn init(filter: &str, format: LogFormat) {
                     .json()
                     .flatten_event(true)
                     .with_current_span(false)
+                    .map_event_format(|inner| ProtocolErrorsAsWarn { inner, format })
                     .with_writer(std::io::stdout),
             )
             .init(),
+    }
+}
+
+/// actix-http's HTTP/1 dispatcher logs at `error` (`stream error: ...`) what any client can cause:
+/// a malformed request line, a bad `Content-Length`, an oversized head, a dropped connection.
+/// These reach no handler, so no request line is logged for them either.
+fn is_protocol_error(meta: &Metadata<'_>) -> bool {
+    *meta.level() == Level::ERROR && meta.target().starts_with("actix_http::h1")
+}
+
+/// Writes actix-http's client-caused `error` events as one readable `warn` line of ours,
+/// `event=http.protocol_error request_id=... error=...`, and every other event as `inner` does.
+/// Rewritten at formatting time: emitting a new event from inside the subscriber would nest
+/// dispatches, which tracing does not support.
+pub struct ProtocolErrorsAsWarn<F> {
+    inner: F,
+    format: LogFormat,
+}
+
+impl<S, N, F> FormatEvent<S, N> for ProtocolErrorsAsWarn<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if !is_protocol_error(event.metadata()) {
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let mut message = String::new();
+        event.record(&mut MessageVisitor(&mut message));
+        let error = message.strip_prefix("stream error: ").unwrap_or(&message);
+        // The request never parsed, so it has no id of its own; a fresh one lets a report of
+        // the line be matched to it.
+        let request_id = uuid::Uuid::now_v7().to_string();
+        match self.format {
+            LogFormat::Logfmt => {
+                let mut line = String::from("at=warn event=http.protocol_error request_id=");
+                line.push_str(&request_id);
+                line.push_str(" error=");
+                push_value(&mut line, error);
+                writeln!(writer, "{line}")
+            }
+            LogFormat::Json => {
+                let line = serde_json::json!({
+                    "timestamp": chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    "level": "WARN",
+                    "event": "http.protocol_error",
+                    "request_id": request_id,
+                    "error": error,
+                    "target": event.metadata().target(),
+                });
+                writeln!(writer, "{line}")
+            }
+        }
+    }
+}
+
+struct MessageVisitor<'a>(&'a mut String);
+
+impl Visit for MessageVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            *self.0 = format!("{value:?}");
+        }
     }
 }
 

@@ -160,7 +160,7 @@ fn a_request_still_arriving_does_not_hold_the_exit_past_the_window() {
     // A client that sends half a request and then goes quiet.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", app.port())).unwrap();
     slow.write_all(
-        b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"kind\":",
+        b"POST /jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"kind\":",
     )
     .unwrap();
     std::thread::sleep(Duration::from_millis(200));

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Version, header};
 use actix_web::middleware::Next;
 use actix_web::web;
 use subtle::ConstantTimeEq;
@@ -54,10 +54,49 @@ fn check(req: &ServiceRequest) -> Result<(), ApiError> {
                         "API_TOKEN is not set, so only loopback clients are served",
                     ));
                 }
+                check_loopback_host(req)?;
             }
         }
     }
     Ok(())
+}
+
+/// A page on another site can reach a loopback port through a name that it has pointed at
+/// 127.0.0.1 (DNS rebinding); the browser then sends that name as `Host`. Without a token, only
+/// names that mean this machine are served.
+fn check_loopback_host(req: &ServiceRequest) -> Result<(), ApiError> {
+    match req.headers().get(header::HOST) {
+        Some(host) => host
+            .to_str()
+            .ok()
+            .filter(|h| is_loopback_host(h))
+            .map(|_| ())
+            .ok_or(ApiError::Forbidden(
+                "API_TOKEN is not set, so only Host localhost, 127.0.0.1 or [::1] is served",
+            )),
+        // actix already refuses an HTTP/1.1 request without Host; HTTP/1.0 may omit it, and a
+        // browser never does, so no rebinding can hide behind its absence.
+        None if req.version() < Version::HTTP_11 => Ok(()),
+        None => Err(ApiError::BadRequest("missing Host header".into())),
+    }
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with any port, in any case.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        // `[::1]` has colons of its own; only a colon after the bracket starts a port.
+        Some((name, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!name.starts_with('[') || name.ends_with(']')) =>
+        {
+            name
+        }
+        _ => host,
+    };
+    ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .any(|allowed| name.eq_ignore_ascii_case(allowed))
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
@@ -104,6 +143,34 @@ mod tests {
         assert!(!is_loopback("10.1.2.3".parse().unwrap()));
         assert!(!is_loopback("54.1.2.3".parse().unwrap()));
         assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn only_names_of_this_machine_pass_the_host_check() {
+        for host in [
+            "localhost",
+            "LocalHost:5000",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "localhost.",
+            "localhost.:80",
+            "evil.example",
+            "evil.example:80",
+            "127.0.0.2",
+            "::1",
+            "[::1",
+            "localhost:",
+            "localhost:80:80",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]

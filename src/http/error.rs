@@ -23,12 +23,24 @@ pub enum ApiError {
     /// 401: no or wrong token, or a non-loopback client while no token is configured.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 403: loopback-only mode and a `Host` that is not this machine (a DNS-rebinding guard).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 404.
     #[error("{0}")]
     NotFound(String),
-    /// 405.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405, with the methods the resource does allow.
+    #[error("method not allowed; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The `Allow` header's value.
+        allow: &'static str,
+    },
+    /// 408: the body did not arrive within `REQUEST_TIMEOUT`.
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout {
+        /// The timeout, in seconds.
+        secs: u64,
+    },
     /// 409: the job is in a state that does not allow this.
     #[error("{0}")]
     Conflict(String),
@@ -61,8 +73,10 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -93,8 +107,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -123,6 +139,17 @@ impl ResponseError for ApiError {
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        }
+        // The rest of a stalled or oversized body may still be on its way; closing is the only way
+        // to stop reading it without leaving the connection out of step.
+        if matches!(
+            self,
+            ApiError::RequestTimeout { .. } | ApiError::PayloadTooLarge { .. }
+        ) {
+            response.force_close();
         }
         response.json(json!({ "error": { "code": self.code(), "message": message } }))
     }

@@ -8,26 +8,66 @@ use serde_json::json;
 use super::AppState;
 use crate::queue::QueueError;
 
-/// Liveness and Redis status. Public (no token), and answers even while Redis is away. The
-/// reason is a fixed phrase: Redis's own error text stays in the log, not on a public page.
+/// Why the process is not healthy. The body carries only this short, fixed reason: `/health` is
+/// public, and Redis's own error text (`NOAUTH ...`, host names) is for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unhealthy {
+    /// Shutting down.
+    Draining,
+    /// Redis does not answer.
+    RedisUnreachable,
+    /// Redis answers but refuses writes: it is out of memory (`noeviction`).
+    RedisFull,
+    /// Redis refused the check for another reason (a misconfigured server, a missing password).
+    RedisRefused,
+}
+
+impl Unhealthy {
+    fn from_error(e: &QueueError) -> Unhealthy {
+        match e {
+            QueueError::Full(_) => Unhealthy::RedisFull,
+            QueueError::Unavailable(_) => Unhealthy::RedisUnreachable,
+            QueueError::Redis(_) | QueueError::Corrupt(_) => Unhealthy::RedisRefused,
+        }
+    }
+
+    /// The `status` field of the body.
+    fn status(self) -> &'static str {
+        match self {
+            Unhealthy::Draining => "draining",
+            _ => "unavailable",
+        }
+    }
+
+    /// The `reason` field of the body.
+    fn reason(self) -> &'static str {
+        match self {
+            Unhealthy::Draining => "shutting down",
+            Unhealthy::RedisUnreachable => "redis unreachable",
+            Unhealthy::RedisFull => "redis out of memory",
+            Unhealthy::RedisRefused => "redis refused the check",
+        }
+    }
+
+    fn response(self) -> HttpResponse {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "2"))
+            .json(json!({ "status": self.status(), "reason": self.reason() }))
+    }
+}
+
+/// Liveness and Redis status. Public (no token), and answers even while Redis is away. The check
+/// is a small write, so a Redis that answers PING but refuses writes (full) counts as down.
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.shutdown.is_requested() {
-        return HttpResponse::ServiceUnavailable()
-            .insert_header((header::RETRY_AFTER, "2"))
-            .json(json!({ "status": "draining" }));
+        return Unhealthy::Draining.response();
     }
     match state.queue.check_writable().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok", "redis": "ok" })),
         Err(e) => {
-            let reason = match e {
-                QueueError::Full(_) => "redis is out of memory and refuses writes",
-                QueueError::Unavailable(_) => "redis is unreachable",
-                QueueError::Redis(_) | QueueError::Corrupt(_) => "redis refused the health check",
-            };
-            tracing::warn!(event = "health.unavailable", reason, error = %e);
-            HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, "2"))
-                .json(json!({ "status": "unavailable", "redis": reason }))
+            let unhealthy = Unhealthy::from_error(&e);
+            tracing::warn!(event = "health.unhealthy", reason = unhealthy.reason(), error = %e);
+            unhealthy.response()
         }
     }
 }

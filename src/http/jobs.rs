@@ -18,6 +18,8 @@ use crate::queue::{Cancelled, Enqueued, NewJob, Retried, RunAt};
 const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// The longest per-job `timeout` accepted.
 const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The shortest per-job `timeout` accepted: the job record keeps whole milliseconds.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// The longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -78,7 +80,13 @@ pub async fn enqueue(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(&req, payload, state.config.max_body_bytes).await?;
+    let body = read_json(
+        &req,
+        payload,
+        state.config.max_body_bytes,
+        state.config.request_timeout,
+    )
+    .await?;
     let idempotency = idempotency_key(&req)?;
     let fingerprint = idempotency.as_ref().map(|_| canonical(&body));
     let request: EnqueueRequest =
@@ -118,8 +126,10 @@ pub async fn enqueue(
         .timeout
         .map(|t| seconds("timeout", t, MAX_TIMEOUT))
         .transpose()?;
-    if timeout.is_some_and(|t| t.is_zero()) {
-        return Err(ApiError::Invalid("timeout must be more than 0".into()));
+    // Timeouts are kept in whole milliseconds; anything shorter would be stored as 0 and kill
+    // the job at once.
+    if timeout.is_some_and(|t| t < MIN_TIMEOUT) {
+        return Err(ApiError::Invalid("timeout must be at least 0.001 s".into()));
     }
     let job = NewJob {
         id: uuid::Uuid::now_v7().to_string(),
@@ -154,11 +164,13 @@ pub async fn enqueue(
     }
 }
 
-/// Ids are UUIDs; anything else cannot name a job (and never reaches Redis).
-fn job_id(id: &str) -> Result<&str, ApiError> {
+/// Ids are UUIDs, stored in the lower-case hyphenated form; any other spelling of the same UUID
+/// (upper case, braces, `urn:uuid:`, no hyphens) names the same job. Anything else cannot name a
+/// job (and never reaches Redis).
+fn job_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
-        .map(|_| id)
-        .map_err(|_| ApiError::NotFound(format!("no job {id}")))
+        .map(|uuid| uuid.hyphenated().to_string())
+        .map_err(|_| not_found(id))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -171,7 +183,7 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
-    let job = state.queue.get(id).await?.ok_or_else(|| not_found(id))?;
+    let job = state.queue.get(&id).await?.ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(job))
 }
 
@@ -182,8 +194,8 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
-    match state.queue.cancel(id).await? {
-        Cancelled::Missing => Err(not_found(id)),
+    match state.queue.cancel(&id).await? {
+        Cancelled::Missing => Err(not_found(&id)),
         Cancelled::Finished(job) => Err(ApiError::Conflict(format!(
             "job {id} is already {}",
             job.status
@@ -203,8 +215,8 @@ pub async fn retry(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = job_id(&id)?;
-    match state.queue.retry(id).await? {
-        Retried::Missing => Err(not_found(id)),
+    match state.queue.retry(&id).await? {
+        Retried::Missing => Err(not_found(&id)),
         Retried::Conflict(job) => Err(ApiError::Conflict(format!(
             "only dead or cancelled jobs can be retried; job {id} is {}{}",
             job.status,
@@ -244,4 +256,24 @@ pub async fn list(
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let jobs = state.queue.dead_summaries(limit).await?;
     Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_a_uuid_names_the_same_job() {
+        let id = "0190a0a0-abcd-7000-8000-00000000beef";
+        for spelling in [
+            id,
+            "0190A0A0-ABCD-7000-8000-00000000BEEF",
+            "{0190a0a0-abcd-7000-8000-00000000beef}",
+            "urn:uuid:0190a0a0-abcd-7000-8000-00000000beef",
+            "0190a0a0abcd7000800000000000beef",
+        ] {
+            assert_eq!(job_id(spelling).unwrap(), id, "{spelling}");
+        }
+        assert!(matches!(job_id("not-a-uuid"), Err(ApiError::NotFound(_))));
+    }
 }

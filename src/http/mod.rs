@@ -12,6 +12,7 @@ mod request_log;
 
 use std::sync::Arc;
 
+use actix_web::guard;
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 
@@ -53,8 +54,17 @@ pub fn app(
         .wrap(from_fn(request_log::log_request))
 }
 
-fn method_not_allowed() -> actix_web::Route {
-    web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed) })
+/// Answers 405 with the resource's own methods in `Allow`.
+fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed { allow })
+    })
+}
+
+/// GET, and HEAD answered by the same handler: actix drops the body of a HEAD response and keeps
+/// its headers, so uptime monitors that send `HEAD /health` see what GET would.
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// The route table.
@@ -62,37 +72,45 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.app_data(
         web::QueryConfig::default().error_handler(|e, _| ApiError::Invalid(e.to_string()).into()),
     )
+    // Extractor errors get the API's JSON body instead of actix's plain text.
+    .app_data(web::PathConfig::default().error_handler(|e, req| {
+        ApiError::NotFound(format!("no route for {} {}: {e}", req.method(), req.path())).into()
+    }))
+    .app_data(
+        web::JsonConfig::default()
+            .error_handler(|e, _| ApiError::MalformedJson(e.to_string()).into()),
+    )
     .service(
         web::resource("/")
-            .route(web::get().to(dashboard::index))
-            .default_service(method_not_allowed()),
+            .route(get_or_head().to(dashboard::index))
+            .default_service(method_not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/health")
-            .route(web::get().to(health::health))
-            .default_service(method_not_allowed()),
+            .route(get_or_head().to(health::health))
+            .default_service(method_not_allowed("GET, HEAD")),
     )
     .service(
         web::resource("/jobs")
             .route(web::post().to(jobs::enqueue))
-            .route(web::get().to(jobs::list))
-            .default_service(method_not_allowed()),
+            .route(get_or_head().to(jobs::list))
+            .default_service(method_not_allowed("GET, HEAD, POST")),
     )
     .service(
         web::resource("/jobs/{id}")
-            .route(web::get().to(jobs::get))
+            .route(get_or_head().to(jobs::get))
             .route(web::delete().to(jobs::cancel))
-            .default_service(method_not_allowed()),
+            .default_service(method_not_allowed("GET, HEAD, DELETE")),
     )
     .service(
         web::resource("/jobs/{id}/retry")
             .route(web::post().to(jobs::retry))
-            .default_service(method_not_allowed()),
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/queues")
-            .route(web::get().to(queues::queues))
-            .default_service(method_not_allowed()),
+            .route(get_or_head().to(queues::queues))
+            .default_service(method_not_allowed("GET, HEAD")),
     )
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         Err::<actix_web::HttpResponse, _>(ApiError::NotFound(format!(

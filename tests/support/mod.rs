@@ -491,3 +491,120 @@ pub const SIGTERM: Signal = Signal::SIGTERM;
 pub const SIGKILL: Signal = Signal::SIGKILL;
 /// Sends SIGHUP.
 pub const SIGHUP: Signal = Signal::SIGHUP;
+
+/// What came back on a raw connection: everything read, and whether the server closed it.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The bytes read, as text.
+    pub text: String,
+    /// The server closed the connection (EOF) before `wait` ran out.
+    pub closed: bool,
+}
+
+impl RawResponse {
+    /// The status code of the first response, if one came.
+    pub fn status(&self) -> Option<u16> {
+        self.text
+            .strip_prefix("HTTP/1.1 ")
+            .or_else(|| self.text.strip_prefix("HTTP/1.0 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+    }
+
+    /// The value of a response header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.text.split("\r\n\r\n").next()?;
+        head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
+    /// The body of the first response.
+    pub fn body(&self) -> &str {
+        self.text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+    }
+
+    /// The body as JSON (Null when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.body()).unwrap_or(Value::Null)
+    }
+}
+
+/// Sends `request` as-is on a new loopback connection (the write half stays open), then reads
+/// until the server closes or `wait` passes.
+pub fn raw_exchange(port: u16, request: &[u8], wait: Duration) -> RawResponse {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.write_all(request).expect("write request");
+    let deadline = Instant::now() + wait;
+    let mut bytes = Vec::new();
+    let mut closed = false;
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+    {
+        stream
+            .set_read_timeout(Some(left.min(Duration::from_millis(200))))
+            .expect("read timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    RawResponse {
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        closed,
+    }
+}
+
+impl Redis {
+    /// Starts a fresh server that refuses every command until `AUTH password`, so clients
+    /// without the password get `NOAUTH` errors.
+    pub fn start_with_password(password: &str) -> Redis {
+        for _ in 0..5 {
+            let mut redis = Redis::not_started();
+            let child = Command::new("redis-server")
+                .args(["--port", &redis.port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--save", ""])
+                .args(["--appendonly", "no"])
+                .args(["--requirepass", password])
+                .arg("--dir")
+                .arg(redis.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed");
+            redis.child = Some(child);
+            let authed = format!("redis://:{password}@127.0.0.1:{}", redis.port);
+            let up = eventually(Duration::from_secs(5), || {
+                let mut conn = redis::Client::open(authed.as_str())
+                    .ok()?
+                    .get_connection()
+                    .ok()?;
+                redis::cmd("PING").query::<String>(&mut conn).ok()
+            });
+            if up.is_some() {
+                return redis;
+            }
+            redis.stop();
+        }
+        panic!("could not start redis-server with a password");
+    }
+}
