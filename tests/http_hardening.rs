@@ -258,8 +258,11 @@ fn health_does_not_show_redis_error_text() {
     let body: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(
         body,
-        json!({"status": "unavailable", "reason": "redis unreachable"})
+        json!({"status": "unavailable", "reason": "redis refused the check"})
     );
+    // The detail is for the log.
+    app.wait_for_log("event=health.unhealthy", Duration::from_secs(1));
+    assert!(app.log_lines("event=health.unhealthy")[0].contains("NOAUTH"));
     // The detail is in the log, for the operator.
     app.wait_for_log("event=health.unhealthy", Duration::from_secs(2));
 }

@@ -16,5 +16,5 @@ if redis.call('HGET', jk, 'cancel') ~= '1' then
   redis.call('HSET', jk, 'status', 'succeeded')
 end
 expire_finished(base, jk, keep[1])
-index_finished(base, id, keep[2])
+index_finished(base, id, keep)
 return 1

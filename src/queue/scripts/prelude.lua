@@ -33,9 +33,11 @@ end
 -- by count (JOB_RETENTION_MAX) as well as by age. A retried job leaves the list (retry.lua);
 -- should an id still stand there for a job that runs or waits again, it is dropped from the
 -- list without touching the job.
-local function index_finished(base, id, keep_max)
-  local fk = base .. 'finished'
+-- The list itself expires a retention after the last push: by then every record it names has.
+local function index_finished(base, id, keep)
+  local fk, keep_max = base .. 'finished', keep[2]
   redis.call('LPUSH', fk, id)
+  redis.call('PEXPIRE', fk, keep[1])
   local excess = redis.call('LLEN', fk) - keep_max
   while excess > 0 do
     local old = redis.call('RPOP', fk)
@@ -69,7 +71,7 @@ local function finish_cancelled(base, jk, id, now, keep)
   redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
   redis.call('HDEL', jk, 'lease', 'owner')
   expire_finished(base, jk, keep[1])
-  index_finished(base, id, keep[2])
+  index_finished(base, id, keep)
 end
 
 -- Parses the two retention arguments every script that may finish a job takes; called on a
