@@ -91,13 +91,14 @@ impl ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> ApiError {
         match e {
-            QueueError::Unavailable(_) => {
-                ApiError::Unavailable("Redis is unavailable; try again shortly".into())
-            }
-            QueueError::Full(_) => {
+            QueueError::Full { .. } => {
                 ApiError::Unavailable("Redis is out of memory; try again later".into())
             }
-            QueueError::Redis(m) | QueueError::Corrupt(m) => ApiError::Internal(m),
+            e if e.is_unavailable() => {
+                ApiError::Unavailable("Redis is unavailable; try again shortly".into())
+            }
+            QueueError::Redis { source } => ApiError::Internal(source.to_string()),
+            e => ApiError::Internal(e.to_string()),
         }
     }
 }

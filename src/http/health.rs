@@ -25,9 +25,9 @@ pub enum Unhealthy {
 impl Unhealthy {
     fn from_error(e: &QueueError) -> Unhealthy {
         match e {
-            QueueError::Full(_) => Unhealthy::RedisFull,
-            QueueError::Unavailable(_) => Unhealthy::RedisUnreachable,
-            QueueError::Redis(_) | QueueError::Corrupt(_) => Unhealthy::RedisRefused,
+            QueueError::Full { .. } => Unhealthy::RedisFull,
+            e if e.is_unavailable() => Unhealthy::RedisUnreachable,
+            _ => Unhealthy::RedisRefused,
         }
     }
 

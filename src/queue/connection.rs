@@ -64,10 +64,15 @@ impl RedisHandle {
     pub fn open(url: &str) -> Result<RedisHandle, QueueError> {
         let info = url
             .into_connection_info()
-            .map_err(|e| QueueError::Redis(format!("bad Redis URL {}: {e}", redact_url(url))))?
+            .map_err(|source| QueueError::BadUrl {
+                url: redact_url(url),
+                source,
+            })?
             .set_tcp_settings(tcp_settings());
-        let client = redis::Client::open(info)
-            .map_err(|e| QueueError::Redis(format!("bad Redis URL {}: {e}", redact_url(url))))?;
+        let client = redis::Client::open(info).map_err(|source| QueueError::BadUrl {
+            url: redact_url(url),
+            source,
+        })?;
         Ok(RedisHandle {
             client,
             manager: Arc::new(RwLock::new(None)),
@@ -91,7 +96,7 @@ impl RedisHandle {
     /// The shared connection, or `Unavailable` while the first connection has not been made.
     pub fn connection(&self) -> Result<ConnectionManager, QueueError> {
         self.current()
-            .ok_or_else(|| QueueError::Unavailable("not connected yet".into()))
+            .ok_or_else(|| QueueError::NoAnswer("not connected yet"))
     }
 
     /// Whether the first connection has been made (before it, nothing can have been fetched).
@@ -104,7 +109,7 @@ impl RedisHandle {
         let connect = self.client.get_async_pubsub();
         tokio::time::timeout(Duration::from_secs(3), connect)
             .await
-            .map_err(|_| QueueError::Unavailable("pub/sub connect timed out".into()))?
+            .map_err(|_| QueueError::NoAnswer("pub/sub connect timed out"))?
             .map_err(QueueError::from)
     }
 
@@ -189,7 +194,7 @@ impl RedisHandle {
         let ping = redis::cmd("PING");
         tokio::time::timeout(PING_TIMEOUT, ping.query_async::<String>(&mut conn))
             .await
-            .map_err(|_| QueueError::Unavailable("PING timed out".into()))??;
+            .map_err(|_| QueueError::NoAnswer("PING timed out"))??;
         Ok(())
     }
 }

@@ -1,28 +1,71 @@
-//! The queue's errors.
+//! The queue's errors. Every module of `crate::queue` returns them; `crate::http` maps them to
+//! statuses and the worker and maintenance loops log them.
 
+use redis::RedisError;
 use thiserror::Error;
 
 /// What can go wrong talking to the queue.
 #[derive(Debug, Error)]
 pub enum QueueError {
-    /// Redis cannot be reached now (not yet connected, connection lost, timed out, loading).
+    /// Redis cannot be reached now (connection lost or refused, timed out, loading).
+    #[error("redis is unavailable: {source}")]
+    Unavailable {
+        /// What the client reported.
+        #[source]
+        source: RedisError,
+    },
+    /// Redis cannot be reached now, and no Redis error says why: the first connection has not
+    /// been made yet, or a command got no answer within its deadline.
     #[error("redis is unavailable: {0}")]
-    Unavailable(String),
+    NoAnswer(&'static str),
     /// Redis refuses writes because it is out of memory.
-    #[error("redis is full: {0}")]
-    Full(String),
+    #[error("redis is full: {source}")]
+    Full {
+        /// The OOM reply.
+        #[source]
+        source: RedisError,
+    },
     /// Any other Redis error: a bug or a misconfigured server.
-    #[error("redis error: {0}")]
-    Redis(String),
-    /// A stored record could not be read back.
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
+    #[error("redis error: {source}")]
+    Redis {
+        /// What the client or server reported.
+        #[source]
+        source: RedisError,
+    },
+    /// `REDIS_URL` cannot be parsed.
+    #[error("bad Redis URL {url}: {source}")]
+    BadUrl {
+        /// The URL with its password hidden.
+        url: String,
+        /// Why the client refused it.
+        #[source]
+        source: RedisError,
+    },
+    /// A stored job record has a field that cannot be read back.
+    #[error("unreadable record of job {id}: bad {field}")]
+    UnreadableRecord {
+        /// The job's id (empty when the id itself is missing).
+        id: String,
+        /// The field that could not be read.
+        field: String,
+    },
+    /// A script answered with something it never returns: the Lua and the Rust disagree.
+    #[error("unexpected reply from the {script} script: {reply}")]
+    UnexpectedReply {
+        /// The script's name.
+        script: &'static str,
+        /// What was wrong with the reply.
+        reply: String,
+    },
+    /// A value could not be encoded as JSON for Redis.
+    #[error("cannot encode as JSON: {0}")]
+    Encoding(#[from] serde_json::Error),
 }
 
-impl From<redis::RedisError> for QueueError {
-    fn from(e: redis::RedisError) -> QueueError {
+impl From<RedisError> for QueueError {
+    fn from(e: RedisError) -> QueueError {
         if e.code() == Some("OOM") {
-            return QueueError::Full(e.to_string());
+            return QueueError::Full { source: e };
         }
         // Replies that say "not now": a long script, a failed save, missing replicas.
         let not_now = matches!(
@@ -47,9 +90,9 @@ impl From<redis::RedisError> for QueueError {
             || e.is_timeout()
             || e.is_unrecoverable_error()
         {
-            QueueError::Unavailable(e.to_string())
+            QueueError::Unavailable { source: e }
         } else {
-            QueueError::Redis(e.to_string())
+            QueueError::Redis { source: e }
         }
     }
 }
@@ -57,6 +100,25 @@ impl From<redis::RedisError> for QueueError {
 impl QueueError {
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, QueueError::Unavailable(_) | QueueError::Full(_))
+        matches!(
+            self,
+            QueueError::Unavailable { .. } | QueueError::NoAnswer(_) | QueueError::Full { .. }
+        )
+    }
+
+    /// Whether Redis cannot be reached now (as opposed to refusing what was asked).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            QueueError::Unavailable { .. } | QueueError::NoAnswer(_)
+        )
+    }
+
+    /// A field of job `id` that cannot be read back.
+    pub(crate) fn unreadable(id: &str, field: &str) -> QueueError {
+        QueueError::UnreadableRecord {
+            id: id.to_owned(),
+            field: field.to_owned(),
+        }
     }
 }

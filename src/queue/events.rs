@@ -60,9 +60,7 @@ pub(super) fn subscribe(
                         return Ok(());
                     }
                 }
-                Err(super::QueueError::Unavailable(
-                    "pub/sub connection closed".into(),
-                ))
+                Err(super::QueueError::NoAnswer("pub/sub connection closed"))
             };
             let ended = tokio::select! {
                 r = session => r,

@@ -145,8 +145,8 @@ impl JobRecord {
     pub fn from_map(mut map: HashMap<String, String>) -> Result<JobRecord, QueueError> {
         let id = map
             .remove("id")
-            .ok_or_else(|| QueueError::Corrupt("job without id".into()))?;
-        let corrupt = |field: &str| QueueError::Corrupt(format!("job {id}: bad {field}"));
+            .ok_or_else(|| QueueError::unreadable("", "id"))?;
+        let corrupt = |field: &str| QueueError::unreadable(&id, field);
         let json = |v: Option<String>, field: &str| -> Result<Option<Value>, QueueError> {
             v.map(|s| serde_json::from_str(&s).map_err(|_| corrupt(field)))
                 .transpose()

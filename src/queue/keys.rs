@@ -1,6 +1,7 @@
-//! Key names. Every key starts with `{prefix}:`, a hash tag, so that all of one deployment's keys
-//! live in one Redis Cluster slot and every script may touch any of them. Scripts build the
-//! per-queue keys (`queue:{name}`) themselves from [`Keys::base`].
+//! Key names, for the queue's Rust code and for tests that look into Redis. Every key starts with
+//! `{prefix}:`, a hash tag, so that all of one deployment's keys live in one Redis Cluster slot
+//! and every script may touch any of them. Scripts build the keys they are not passed from
+//! [`Keys::base`] with the same names, spelled once in `scripts/prelude.lua`.
 
 /// The key namespace of one deployment (`REDIS_PREFIX`).
 #[derive(Clone, Debug)]
@@ -24,6 +25,21 @@ impl Keys {
     /// The job record (hash).
     pub fn job(&self, id: &str) -> String {
         format!("{}job:{id}", self.base)
+    }
+
+    /// A queue's list of ready job ids.
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}queue:{name}", self.base)
+    }
+
+    /// The id of the job an `Idempotency-Key` created.
+    pub fn idem(&self, key: &str) -> String {
+        format!("{}idem:{key}", self.base)
+    }
+
+    /// Succeeded and cancelled job ids, newest first.
+    pub fn finished(&self) -> String {
+        format!("{}finished", self.base)
     }
 
     /// The set of queue names jobs have been sent to.
@@ -86,6 +102,9 @@ mod tests {
         let k = Keys::new("app");
         for key in [
             k.job("1"),
+            k.queue("q"),
+            k.idem("i"),
+            k.finished(),
             k.queues(),
             k.inflight("p"),
             k.heartbeat("p"),
@@ -93,6 +112,9 @@ mod tests {
             k.scheduled(),
             k.retry(),
             k.dead(),
+            k.health(),
+            k.wake_channel(),
+            k.cancel_channel(),
         ] {
             assert!(key.starts_with("{app}:"), "{key}");
         }

@@ -44,7 +44,7 @@ pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
 pub use job::{AttemptError, JobRecord, JobStatus};
-use keys::Keys;
+pub use keys::Keys;
 pub use limits::{
     CHECKPOINT_MAX_BYTES, ERROR_MAX_BYTES, ERRORS_KEPT, PROGRESS_MAX_BYTES, RESULT_MAX_BYTES,
     SUMMARY_ERROR_MAX_BYTES, TooLarge, json_within, truncate,
@@ -261,8 +261,11 @@ impl StateField {
     }
 }
 
-fn script_tag(tag: &str, field: &str) -> QueueError {
-    QueueError::Corrupt(format!("unexpected {field} reply {tag:?}"))
+fn script_tag(tag: &str, script: &'static str) -> QueueError {
+    QueueError::UnexpectedReply {
+        script,
+        reply: format!("{tag:?}"),
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -293,8 +296,7 @@ impl Queue {
             RunAt::At(at) => (String::new(), at.to_string()),
         };
         let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
-        let args = serde_json::to_string(&job.args)
-            .map_err(|e| QueueError::Corrupt(format!("args: {e}")))?;
+        let args = serde_json::to_string(&job.args)?;
         let (tag, same, fields): (String, i64, Vec<String>) = scripts::ENQUEUE
             .key(self.keys.scheduled())
             .key(self.keys.queues())
@@ -405,8 +407,10 @@ impl Queue {
             .invoke_async(&mut conn)
             .await?;
         let number = |s: &str| {
-            s.parse::<u64>()
-                .map_err(|_| QueueError::Corrupt(format!("stats value {s:?}")))
+            s.parse::<u64>().map_err(|_| QueueError::UnexpectedReply {
+                script: "stats",
+                reply: format!("a count of {s:?}"),
+            })
         };
         let queues = flat
             .chunks_exact(4)
@@ -461,7 +465,7 @@ impl Queue {
         let check = set.query_async::<()>(&mut conn);
         tokio::time::timeout(Duration::from_secs(1), check)
             .await
-            .map_err(|_| QueueError::Unavailable("write check timed out".into()))??;
+            .map_err(|_| QueueError::NoAnswer("write check timed out"))??;
         Ok(())
     }
 

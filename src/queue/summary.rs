@@ -54,11 +54,15 @@ impl JobSummary {
             started,
             finished,
             last,
-        ]: [Option<String>; 11] = fields
-            .try_into()
-            .map_err(|f: Vec<_>| QueueError::Corrupt(format!("summary of {} fields", f.len())))?;
-        let id = id.ok_or_else(|| QueueError::Corrupt("summary without id".into()))?;
-        let corrupt = |field: &str| QueueError::Corrupt(format!("job {id}: bad {field}"));
+        ]: [Option<String>; 11] =
+            fields
+                .try_into()
+                .map_err(|f: Vec<_>| QueueError::UnexpectedReply {
+                    script: "summaries",
+                    reply: format!("a summary of {} fields", f.len()),
+                })?;
+        let id = id.ok_or_else(|| QueueError::unreadable("", "id"))?;
+        let corrupt = |field: &str| QueueError::unreadable(&id, field);
         let int = |v: Option<String>, field: &str| -> Result<Option<i64>, QueueError> {
             v.map(|s| s.parse::<i64>().map_err(|_| corrupt(field)))
                 .transpose()
