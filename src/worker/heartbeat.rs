@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::running::StopReason;
-use crate::queue::RequeueOutcome;
+use crate::queue::{HeldJob, Registration, RequeueOutcome};
 
 /// How often the heartbeat is renewed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -72,8 +72,13 @@ pub(super) async fn run(worker: Arc<Worker>, stop: CancellationToken) {
         }
         let lease_deadline = last_renewal + LEASE_SAFETY;
         let sent = Instant::now();
+        let registration = if registered {
+            Registration::Renewal
+        } else {
+            Registration::First
+        };
         let beat = tokio::select! {
-            r = worker.queue.heartbeat(&worker.process, HEARTBEAT_TTL, &info, registered) => Some(r),
+            r = worker.queue.heartbeat(&worker.process, HEARTBEAT_TTL, &info, registration) => Some(r),
             _ = tokio::time::sleep_until(lease_deadline), if registered => None,
             _ = stop.cancelled() => return,
         };
@@ -131,11 +136,11 @@ pub(super) async fn run(worker: Arc<Worker>, stop: CancellationToken) {
 /// them too; returns those seen unowned for the first time.
 async fn put_back_unowned(
     worker: &Worker,
-    held: Vec<(String, String)>,
+    held: Vec<HeldJob>,
     unowned_before: &HashSet<(String, String)>,
 ) -> HashSet<(String, String)> {
     let mut unowned_now = HashSet::new();
-    for (id, lease) in held {
+    for HeldJob { id, lease } in held {
         if worker.running.holds(&id, &lease) {
             continue;
         }

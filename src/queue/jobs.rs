@@ -1,0 +1,262 @@
+//! Operations on one job by its id, as the HTTP API calls them: enqueue, read, cancel, retry,
+//! and the dead-job list. Their replies are read as the outcome types defined here.
+
+use std::time::Duration;
+
+use redis::{FromRedisValue, ParsingError, Value};
+use serde_json::Value as Json;
+
+use super::error::QueueError;
+use super::job::JobRecord;
+use super::reply::{parse, record, tagged, unexpected};
+use super::summary::JobSummary;
+use super::{Queue, ms, scripts};
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A job to store.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id (UUIDv7).
+    pub id: String,
+    /// The handler's name.
+    pub kind: String,
+    /// The queue it goes to.
+    pub queue: String,
+    /// The handler's arguments.
+    pub args: Json,
+    /// Failed attempts allowed.
+    pub max_attempts: u32,
+    /// Its own time limit, if any.
+    pub timeout: Option<Duration>,
+    /// When to run it.
+    pub when: RunAt,
+    /// The `Idempotency-Key` and the fingerprint of the request that came with it.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// When a new job becomes ready.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunAt {
+    /// Now.
+    Now,
+    /// After this long (measured on Redis's clock).
+    After(Duration),
+    /// At this time (ms since the epoch); a past time means now.
+    At(i64),
+}
+
+/// What `enqueue` did.
+#[derive(Debug)]
+pub enum Enqueued {
+    /// Stored a new job.
+    Created(JobRecord),
+    /// The idempotency key was seen before, with the same request: here is the job it created.
+    Existing(JobRecord),
+    /// The idempotency key was seen before with a different request.
+    KeyReused,
+}
+
+/// What `cancel` did.
+#[derive(Debug)]
+pub enum Cancelled {
+    /// No such job.
+    Missing,
+    /// Too late: the job succeeded or is dead.
+    Finished(JobRecord),
+    /// Cancelled (a running job's owner is told to stop).
+    Cancelled(JobRecord),
+}
+
+/// What `retry` did.
+#[derive(Debug)]
+pub enum Retried {
+    /// No such job.
+    Missing,
+    /// Only dead or cancelled jobs (that no worker still holds) can be retried.
+    Conflict(JobRecord),
+    /// Queued again.
+    Queued(JobRecord),
+}
+
+/// `enqueue.lua`: `{'created'|'existing', same request (1|0), job}`.
+impl FromRedisValue for Enqueued {
+    fn from_redis_value(v: Value) -> Result<Enqueued, ParsingError> {
+        let (tag, [same, job]) = tagged(v)?;
+        match (tag.as_str(), i64::from_redis_value(same)?) {
+            ("created", _) => Ok(Enqueued::Created(record(job)?)),
+            ("existing", 1) => Ok(Enqueued::Existing(record(job)?)),
+            ("existing", _) => Ok(Enqueued::KeyReused),
+            _ => Err(unexpected(&tag)),
+        }
+    }
+}
+
+/// `cancel.lua`: `{'missing', {}}`, `{'finished', job}` or `{'ok', job}`.
+impl FromRedisValue for Cancelled {
+    fn from_redis_value(v: Value) -> Result<Cancelled, ParsingError> {
+        let (tag, [job]) = tagged(v)?;
+        match tag.as_str() {
+            "missing" => Ok(Cancelled::Missing),
+            "finished" => Ok(Cancelled::Finished(record(job)?)),
+            "ok" => Ok(Cancelled::Cancelled(record(job)?)),
+            _ => Err(unexpected(&tag)),
+        }
+    }
+}
+
+/// `retry.lua`: `{'missing', {}}`, `{'conflict', job}` or `{'ok', job}`.
+impl FromRedisValue for Retried {
+    fn from_redis_value(v: Value) -> Result<Retried, ParsingError> {
+        let (tag, [job]) = tagged(v)?;
+        match tag.as_str() {
+            "missing" => Ok(Retried::Missing),
+            "conflict" => Ok(Retried::Conflict(record(job)?)),
+            "ok" => Ok(Retried::Queued(record(job)?)),
+            _ => Err(unexpected(&tag)),
+        }
+    }
+}
+
+impl Queue {
+    /// Stores a job; it is in Redis when this returns `Created`.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (delay, run_at) = match job.when {
+            RunAt::Now => (String::new(), String::new()),
+            RunAt::After(d) => (ms(d).to_string(), String::new()),
+            RunAt::At(at) => (String::new(), at.to_string()),
+        };
+        let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
+        let args = serde_json::to_string(&job.args)?;
+        let reply: Value = scripts::ENQUEUE
+            .key(self.keys.scheduled())
+            .key(self.keys.queues())
+            .arg(self.keys.base())
+            .arg(&job.id)
+            .arg(&job.kind)
+            .arg(&job.queue)
+            .arg(args)
+            .arg(job.max_attempts)
+            .arg(job.timeout.map(|t| ms(t).to_string()).unwrap_or_default())
+            .arg(delay)
+            .arg(run_at)
+            .arg(idem_key)
+            .arg(ms(IDEMPOTENCY_TTL))
+            .arg(fingerprint)
+            .invoke_async(&mut conn)
+            .await?;
+        parse("enqueue", reply)
+    }
+
+    /// Reads a job.
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let fields: Vec<String> = redis::cmd("HGETALL")
+            .arg(self.keys.job(id))
+            .query_async(&mut conn)
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        JobRecord::from_fields(fields).map(Some)
+    }
+
+    /// Summaries of the most recent dead jobs, newest first.
+    pub async fn dead_summaries(&self, limit: usize) -> Result<Vec<JobSummary>, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let replies: Vec<Vec<Option<String>>> = scripts::SUMMARIES
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .arg(limit.max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        replies.into_iter().map(JobSummary::from_reply).collect()
+    }
+
+    /// Cancels a job (see [`Cancelled`]).
+    pub async fn cancel(&self, id: &str) -> Result<Cancelled, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let reply: Value = scripts::CANCEL
+            .key(self.keys.job(id))
+            .key(self.keys.scheduled())
+            .key(self.keys.retry())
+            .arg(self.keys.base())
+            .arg(ms(self.retention.job))
+            .arg(self.retention.job_max)
+            .invoke_async(&mut conn)
+            .await?;
+        parse("cancel", reply)
+    }
+
+    /// Queues a dead or cancelled job again (see [`Retried`]).
+    pub async fn retry(&self, id: &str) -> Result<Retried, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let reply: Value = scripts::RETRY
+            .key(self.keys.job(id))
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .invoke_async(&mut conn)
+            .await?;
+        parse("retry", reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reply::build::{arr, job, s};
+    use super::*;
+
+    fn unexpected_reply<T: std::fmt::Debug>(r: Result<T, QueueError>, name: &str) {
+        match r {
+            Err(QueueError::UnexpectedReply { script, .. }) => assert_eq!(script, name),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn enqueue_replies_read_as_created_existing_or_key_reused() {
+        let reply = |tag: &str, same: i64| arr(vec![s(tag), Value::Int(same), job("j1")]);
+        let created: Enqueued = parse("enqueue", reply("created", 1)).unwrap();
+        assert!(matches!(created, Enqueued::Created(j) if j.id == "j1"));
+        let existing: Enqueued = parse("enqueue", reply("existing", 1)).unwrap();
+        assert!(matches!(existing, Enqueued::Existing(j) if j.id == "j1"));
+        let reused: Enqueued = parse("enqueue", reply("existing", 0)).unwrap();
+        assert!(matches!(reused, Enqueued::KeyReused));
+        unexpected_reply(parse::<Enqueued>("enqueue", reply("stored", 1)), "enqueue");
+    }
+
+    #[test]
+    fn cancel_replies_read_as_missing_finished_or_cancelled() {
+        let missing: Cancelled = parse("cancel", arr(vec![s("missing"), arr(vec![])])).unwrap();
+        assert!(matches!(missing, Cancelled::Missing));
+        let finished: Cancelled = parse("cancel", arr(vec![s("finished"), job("j1")])).unwrap();
+        assert!(matches!(finished, Cancelled::Finished(j) if j.id == "j1"));
+        let ok: Cancelled = parse("cancel", arr(vec![s("ok"), job("j1")])).unwrap();
+        assert!(matches!(ok, Cancelled::Cancelled(j) if j.id == "j1"));
+        unexpected_reply(
+            parse::<Cancelled>("cancel", arr(vec![s("gone"), job("j1")])),
+            "cancel",
+        );
+    }
+
+    #[test]
+    fn retry_replies_read_as_missing_conflict_or_queued() {
+        let missing: Retried = parse("retry", arr(vec![s("missing"), arr(vec![])])).unwrap();
+        assert!(matches!(missing, Retried::Missing));
+        let conflict: Retried = parse("retry", arr(vec![s("conflict"), job("j1")])).unwrap();
+        assert!(matches!(conflict, Retried::Conflict(j) if j.id == "j1"));
+        let ok: Retried = parse("retry", arr(vec![s("ok"), job("j1")])).unwrap();
+        assert!(matches!(ok, Retried::Queued(j) if j.id == "j1"));
+        unexpected_reply(
+            parse::<Retried>("retry", arr(vec![s("nope"), job("j1")])),
+            "retry",
+        );
+        // An unreadable record is a reply the script never sends either.
+        unexpected_reply(
+            parse::<Retried>("retry", arr(vec![s("ok"), arr(vec![s("id"), s("j1")])])),
+            "retry",
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! Worker processes and the jobs they hold: fetching under a lease, the heartbeat that keeps a
+//! process registered, releasing a process's jobs (its own shutdown, or the reaper after it
+//! died), and the periodic upkeep of promoting due jobs and pruning queue names. The worker
+//! calls fetch, heartbeat and release; the maintenance loops call reap, promote and prune.
+
+use std::time::Duration;
+
+use redis::{FromRedisValue, ParsingError, Value};
+use serde_json::Value as Json;
+
+use super::error::QueueError;
+use super::job::JobRecord;
+use super::lease::{Lease, RequeueOutcome};
+use super::reply::{parse, tagged, unexpected};
+use super::{Queue, ms, scripts};
+
+/// Jobs and sets promoted per call, per set, so one call stays short.
+const PROMOTE_BATCH: usize = 500;
+/// Queue names one prune call looks at.
+const PRUNE_SAMPLE: usize = 1000;
+
+/// What `fetch` found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// This process has no live heartbeat; it must register before it may fetch.
+    Unregistered,
+    /// The jobs now leased to this process (possibly none).
+    Jobs(Vec<Lease>),
+}
+
+/// `fetch.lua`'s reply, before the records are read one by one.
+enum FetchReply {
+    Unregistered,
+    Jobs(Vec<Vec<String>>),
+}
+
+/// `fetch.lua`: `{'unregistered', {}}` or `{'ok', {job, ...}}`.
+impl FromRedisValue for FetchReply {
+    fn from_redis_value(v: Value) -> Result<FetchReply, ParsingError> {
+        let (tag, [jobs]) = tagged(v)?;
+        match tag.as_str() {
+            "unregistered" => Ok(FetchReply::Unregistered),
+            "ok" => Ok(FetchReply::Jobs(FromRedisValue::from_redis_value(jobs)?)),
+            _ => Err(unexpected(&tag)),
+        }
+    }
+}
+
+/// Whether a heartbeat registers its process for the first time or renews it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Not registered yet (just started, or reaped and starting over): registers.
+    First,
+    /// Registered by an earlier beat: renews, unless a reaper released the process meanwhile.
+    Renewal,
+}
+
+/// What a heartbeat learned.
+#[derive(Debug)]
+pub struct Beat {
+    /// A reaper released this process: every lease it held is void.
+    pub reaped: bool,
+    /// Ids of this process's running jobs that were cancelled through the API.
+    pub cancelled: Vec<String>,
+    /// Every job this process holds in its in-flight list.
+    pub held: Vec<HeldJob>,
+}
+
+/// A job in a process's in-flight list, and the lease it is held under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeldJob {
+    /// The job's id.
+    pub id: String,
+    /// Its lease token.
+    pub lease: String,
+}
+
+/// `heartbeat.lua`: `{reaped (1|0), {cancelled id, ...}, {id, lease, id, lease, ...}}`.
+impl FromRedisValue for Beat {
+    fn from_redis_value(v: Value) -> Result<Beat, ParsingError> {
+        let (reaped, cancelled, held): (i64, Vec<String>, Vec<String>) =
+            FromRedisValue::from_redis_value(v)?;
+        let held = held
+            .chunks_exact(2)
+            .map(|pair| HeldJob {
+                id: pair[0].clone(),
+                lease: pair[1].clone(),
+            })
+            .collect();
+        Ok(Beat {
+            reaped: reaped == 1,
+            cancelled,
+            held,
+        })
+    }
+}
+
+/// Whose jobs `release.lua` puts back.
+enum Release<'a> {
+    /// Every registered process whose heartbeat expired (the reaper).
+    Expired,
+    /// This one, whatever its heartbeat (its own shutdown).
+    Process(&'a str),
+}
+
+impl Queue {
+    /// Leases up to `count` ready jobs to `process`, trying `queues` in order.
+    pub async fn fetch(
+        &self,
+        process: &str,
+        queues: &[String],
+        count: usize,
+    ) -> Result<Fetched, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let inflight = self.keys.inflight(process);
+        let reply: Value = scripts::FETCH
+            .key(&inflight)
+            .key(self.keys.heartbeat(process))
+            .arg(self.keys.base())
+            .arg(process)
+            .arg(count)
+            .arg(queues)
+            .invoke_async(&mut conn)
+            .await?;
+        let jobs = match parse("fetch", reply)? {
+            FetchReply::Unregistered => return Ok(Fetched::Unregistered),
+            FetchReply::Jobs(jobs) => jobs,
+        };
+        let mut leases = Vec::with_capacity(jobs.len());
+        for fields in jobs {
+            // A record that cannot be read stays in flight (the heartbeat puts it back) rather
+            // than failing the whole batch.
+            let job = match JobRecord::from_fields(fields) {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(event = "job.unreadable", error = %e);
+                    continue;
+                }
+            };
+            let Some(token) = job.lease.clone() else {
+                tracing::error!(event = "job.unreadable", job_id = %job.id, error = "no lease");
+                continue;
+            };
+            leases.push(Lease::new(job, token, inflight.clone(), self.clone()));
+        }
+        Ok(Fetched::Jobs(leases))
+    }
+
+    /// Registers `process` (or renews it) for `ttl`.
+    pub async fn heartbeat(
+        &self,
+        process: &str,
+        ttl: Duration,
+        info: &Json,
+        registration: Registration,
+    ) -> Result<Beat, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let renewal = match registration {
+            Registration::First => "0",
+            Registration::Renewal => "1",
+        };
+        let reply: Value = scripts::HEARTBEAT
+            .key(self.keys.heartbeat(process))
+            .key(self.keys.processes())
+            .key(self.keys.inflight(process))
+            .arg(self.keys.base())
+            .arg(ms(ttl))
+            .arg(info.to_string())
+            .arg(renewal)
+            .arg(process)
+            .invoke_async(&mut conn)
+            .await?;
+        parse("heartbeat", reply)
+    }
+
+    /// Gives back a job `process` holds under `lease` without a runner for it (see the worker's
+    /// heartbeat), as a requeue: not counted as a failure.
+    pub async fn requeue_held(
+        &self,
+        process: &str,
+        id: &str,
+        lease: &str,
+    ) -> Result<RequeueOutcome, QueueError> {
+        let inflight = self.keys.inflight(process);
+        self.requeue_lease(id, lease, &inflight).await
+    }
+
+    /// Puts back the jobs of every process whose heartbeat expired; returns `(process, jobs)`.
+    pub async fn reap_expired_processes(&self) -> Result<Vec<(String, u64)>, QueueError> {
+        self.release(Release::Expired).await
+    }
+
+    /// Puts back every job `process` still holds and deregisters it (its own shutdown).
+    pub async fn release_process(&self, process: &str) -> Result<u64, QueueError> {
+        let released = self.release(Release::Process(process)).await?;
+        Ok(released.into_iter().map(|(_, n)| n).sum())
+    }
+
+    async fn release(&self, which: Release<'_>) -> Result<Vec<(String, u64)>, QueueError> {
+        let mut conn = self.redis.connection()?;
+        // The script's contract spells "every expired process" as an empty name.
+        let process = match which {
+            Release::Expired => "",
+            Release::Process(process) => process,
+        };
+        Ok(scripts::RELEASE
+            .key(self.keys.processes())
+            .arg(self.keys.base())
+            .arg(ms(self.retention.job))
+            .arg(self.retention.job_max)
+            .arg(process)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// Moves due scheduled jobs and retries to their queues. Returns how many moved, and how
+    /// long until the next one is due (`None` when none waits).
+    pub async fn promote_due(&self) -> Result<(u64, Option<Duration>), QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (moved, next): (u64, i64) = scripts::PROMOTE
+            .key(self.keys.scheduled())
+            .key(self.keys.retry())
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .arg(PROMOTE_BATCH)
+            .arg(ms(self.retention.dead))
+            .invoke_async(&mut conn)
+            .await?;
+        let next = u64::try_from(next).ok().map(Duration::from_millis);
+        Ok((moved, next))
+    }
+
+    /// Drops queue names that have no waiting job and no live process working them from the
+    /// known-queues set (a sample per call); returns how many.
+    pub async fn prune_queue_names(&self) -> Result<u64, QueueError> {
+        let mut conn = self.redis.connection()?;
+        Ok(scripts::PRUNE_QUEUES
+            .key(self.keys.queues())
+            .key(self.keys.processes())
+            .arg(self.keys.base())
+            .arg(PRUNE_SAMPLE)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reply::build::{arr, job, s};
+    use super::*;
+
+    #[test]
+    fn fetch_replies_read_as_unregistered_or_jobs() {
+        let r: FetchReply = parse("fetch", arr(vec![s("unregistered"), arr(vec![])])).unwrap();
+        assert!(matches!(r, FetchReply::Unregistered));
+        let r: FetchReply =
+            parse("fetch", arr(vec![s("ok"), arr(vec![job("a"), job("b")])])).unwrap();
+        assert!(matches!(r, FetchReply::Jobs(jobs) if jobs.len() == 2 && jobs[1][1] == "b"));
+        let e = parse::<FetchReply>("fetch", arr(vec![s("busy"), arr(vec![])])).err();
+        assert!(
+            matches!(
+                e,
+                Some(QueueError::UnexpectedReply {
+                    script: "fetch",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_reply_reads_as_a_beat_with_held_jobs() {
+        let reply = arr(vec![
+            Value::Int(0),
+            arr(vec![s("a")]),
+            arr(vec![s("a"), s("p:1"), s("b"), s("p:2")]),
+        ]);
+        let beat: Beat = parse("heartbeat", reply).unwrap();
+        assert!(!beat.reaped);
+        assert_eq!(beat.cancelled, ["a"]);
+        assert_eq!(
+            beat.held,
+            [
+                HeldJob {
+                    id: "a".into(),
+                    lease: "p:1".into()
+                },
+                HeldJob {
+                    id: "b".into(),
+                    lease: "p:2".into()
+                },
+            ]
+        );
+        let reaped: Beat = parse(
+            "heartbeat",
+            arr(vec![Value::Int(1), arr(vec![]), arr(vec![])]),
+        )
+        .unwrap();
+        assert!(reaped.reaped && reaped.held.is_empty());
+        let e = parse::<Beat>("heartbeat", s("ok")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                QueueError::UnexpectedReply {
+                    script: "heartbeat",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+}
