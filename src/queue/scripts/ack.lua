@@ -5,14 +5,14 @@
 -- Returns 1, or 0 when the lease is no longer the caller's (nothing is written).
 local base, jk, lease, result = ARGV[1], KEYS[1], ARGV[2], ARGV[3]
 local keep = parse_keep(ARGV[4], ARGV[5])
-if redis.call('HGET', jk, 'lease') ~= lease then return 0 end
+if not holds_lease(jk, lease) then return 0 end
 local now = now_ms()
 local id = redis.call('HGET', jk, 'id')
 redis.call('LREM', KEYS[2], 1, id)
 redis.call('HSET', jk, 'result', result, 'finished_at', now)
 redis.call('HDEL', jk, 'lease', 'owner', 'checkpoint')
 -- A job cancelled while it ran stays cancelled, whatever it returned.
-if redis.call('HGET', jk, 'cancel') ~= '1' then
+if not is_cancelled(jk) then
   redis.call('HSET', jk, 'status', 'succeeded')
 end
 expire_finished(base, jk, keep[1])

@@ -16,7 +16,7 @@ if status == 'cancelled' then return {'ok', redis.call('HGETALL', jk)} end
 local id = redis.call('HGET', jk, 'id')
 if status == 'running' then
   redis.call('HSET', jk, 'status', 'cancelled', 'cancel', '1')
-  redis.call('PUBLISH', base .. 'cancel', id)
+  redis.call('PUBLISH', cancel_channel(base), id)
   return {'ok', redis.call('HGETALL', jk)}
 end
 if status ~= 'queued' then

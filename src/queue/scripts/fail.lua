@@ -13,19 +13,20 @@ local base, jk, lease, message, mode = ARGV[1], KEYS[1], ARGV[2], ARGV[3], ARGV[
 local delay_ms, dead_ms, dead_max, kept = tonumber(ARGV[5]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local keep = parse_keep(ARGV[6], ARGV[7])
 if not (delay_ms and dead_ms and dead_max and kept) then error('bad fail arguments') end
-if redis.call('HGET', jk, 'lease') ~= lease then return 'lost' end
+if not holds_lease(jk, lease) then return 'lost' end
 local now = now_ms()
-local f = redis.call('HMGET', jk, 'id', 'attempts', 'failures', 'max_attempts', 'err_seq', 'cancel')
+local f = redis.call('HMGET', jk, 'id', 'attempts', 'failures', 'max_attempts', 'err_seq')
+local cancelled = is_cancelled(jk)
 local id = f[1]
 local failures = (tonumber(f[3]) or 0) + 1
 local max_attempts = tonumber(f[4]) or 1
 local seq = (tonumber(f[5]) or 0) + 1
 local entry = cjson.encode({attempt = tonumber(f[2]) or 0, at = now, message = message})
 redis.call('LREM', KEYS[2], 1, id)
-redis.call('HSET', jk, 'failures', failures, 'err_seq', seq, 'err:' .. seq, entry)
-if seq > kept then redis.call('HDEL', jk, 'err:' .. (seq - kept)) end
+redis.call('HSET', jk, 'failures', failures, 'err_seq', seq, err_field(seq), entry)
+if seq > kept then redis.call('HDEL', jk, err_field(seq - kept)) end
 redis.call('HDEL', jk, 'lease', 'owner')
-if f[6] == '1' then
+if cancelled then
   finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'
 end

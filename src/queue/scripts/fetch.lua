@@ -5,8 +5,11 @@
 -- ARGV[1] base  ARGV[2] process id  ARGV[3] most jobs to take  ARGV[4..] queue names, in order
 -- Returns {'unregistered', {}} when the heartbeat is missing (the process must register first, or a
 -- reaper could not tell its in-flight list from a dead one), else {'ok', {HGETALL of each job}}.
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', {}} end
 local base, process, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local queues = {}
+for i = 4, #ARGV do queues[#queues + 1] = ARGV[i] end
+if not want then error('bad fetch arguments') end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', {}} end
 local now = now_ms()
 local jobs = {}
 -- Ids of jobs that were cancelled or expired while queued are dropped; the budget bounds how
@@ -15,8 +18,8 @@ local budget = 1000
 while #jobs < want and budget > 0 do
   budget = budget - 1
   local id = false
-  for i = 4, #ARGV do
-    id = redis.call('LMOVE', base .. 'queue:' .. ARGV[i], KEYS[1], 'RIGHT', 'LEFT')
+  for _, q in ipairs(queues) do
+    id = redis.call('LMOVE', queue_key(base, q), KEYS[1], 'RIGHT', 'LEFT')
     if id then break end
   end
   if not id then break end

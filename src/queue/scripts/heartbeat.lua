@@ -7,17 +7,18 @@
 -- reaped = 1 means a reaper released this process (its heartbeat had expired): its leases are
 -- void, and it is not registered again here, so that it fetches nothing until it has stopped the
 -- jobs it was running and registers afresh.
-if ARGV[4] == '1' and redis.call('SISMEMBER', KEYS[2], ARGV[5]) == 0 then return {1, {}, {}} end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[5])
+local base, ttl_ms, info, renewal, process = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
+if renewal and redis.call('SISMEMBER', KEYS[2], process) == 0 then return {1, {}, {}} end
+redis.call('SET', KEYS[1], info, 'PX', ttl_ms)
+redis.call('SADD', KEYS[2], process)
 local cancelled, held = {}, {}
 for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
-  local jk = job_key(ARGV[1], id)
-  if redis.call('HGET', jk, 'cancel') == '1' then
+  local jk = job_key(base, id)
+  if is_cancelled(jk) then
     cancelled[#cancelled + 1] = id
   end
   local lease = redis.call('HGET', jk, 'lease')
-  if lease and redis.call('HGET', jk, 'owner') == ARGV[5] then
+  if lease and redis.call('HGET', jk, 'owner') == process then
     held[#held + 1] = id
     held[#held + 1] = lease
   end

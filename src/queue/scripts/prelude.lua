@@ -1,6 +1,8 @@
 -- Helpers shared by every script: queue/scripts.rs prepends this file to each one, so the
 -- rules for "ready", "cancelled" and "expire when finished" are written once.
--- Job keys are built from ARGV base ("{prefix}:"), whose hash tag keeps every key in one slot.
+-- Key names are spelled here once, built from ARGV base ("{prefix}:"): its hash tag keeps every
+-- key in one slot, so a script may touch keys it was not passed. Rust spells the same names in
+-- queue/keys.rs.
 --
 -- A script that raises an error keeps the writes it made before it: Redis does not roll back.
 -- So every script reads and checks what it needs (numbers parsed, fields present) before its
@@ -11,8 +13,26 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function job_key(base, id)
-  return base .. 'job:' .. id
+local function job_key(base, id) return base .. 'job:' .. id end
+local function queue_key(base, name) return base .. 'queue:' .. name end
+local function inflight_key(base, process) return base .. 'inflight:' .. process end
+local function heartbeat_key(base, process) return base .. 'process:' .. process end
+local function idem_key(base, key) return base .. 'idem:' .. key end
+local function finished_key(base) return base .. 'finished' end
+local function queues_key(base) return base .. 'queues' end
+local function wake_channel(base) return base .. 'wake' end
+local function cancel_channel(base) return base .. 'cancel' end
+-- The job hash's field for its n-th error entry.
+local function err_field(n) return 'err:' .. n end
+
+-- Whether the job was cancelled through the API (it may still be running).
+local function is_cancelled(jk)
+  return redis.call('HGET', jk, 'cancel') == '1'
+end
+
+-- Whether the job is held under this lease: a worker's writes are void without it.
+local function holds_lease(jk, lease)
+  return redis.call('HGET', jk, 'lease') == lease
 end
 
 -- A finished job expires after its retention, or later while its idempotency key still lives,
@@ -21,7 +41,7 @@ local function expire_finished(base, jk, retention_ms)
   local ttl = retention_ms
   local idem = redis.call('HGET', jk, 'idem_key')
   if idem then
-    local idem_ttl = redis.call('PTTL', base .. 'idem:' .. idem)
+    local idem_ttl = redis.call('PTTL', idem_key(base, idem))
     if idem_ttl > ttl then ttl = idem_ttl end
   end
   if ttl < 1 then ttl = 1 end
@@ -35,7 +55,7 @@ end
 -- list without touching the job.
 -- The list itself expires a retention after the last push: by then every record it names has.
 local function index_finished(base, id, keep)
-  local fk, keep_max = base .. 'finished', keep[2]
+  local fk, keep_max = finished_key(base), keep[2]
   redis.call('LPUSH', fk, id)
   redis.call('PEXPIRE', fk, keep[1])
   local excess = redis.call('LLEN', fk) - keep_max
@@ -57,13 +77,13 @@ local function make_ready(base, jk, id, q, front, now)
   redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', now)
   redis.call('HDEL', jk, 'lease', 'owner')
   if front then
-    redis.call('RPUSH', base .. 'queue:' .. q, id)
+    redis.call('RPUSH', queue_key(base, q), id)
   else
-    redis.call('LPUSH', base .. 'queue:' .. q, id)
+    redis.call('LPUSH', queue_key(base, q), id)
   end
   -- Listed again in case the queue's name was pruned while the job waited elsewhere.
-  redis.call('SADD', base .. 'queues', q)
-  redis.call('PUBLISH', base .. 'wake', q)
+  redis.call('SADD', queues_key(base), q)
+  redis.call('PUBLISH', wake_channel(base), q)
 end
 
 -- keep: {retention ms, most finished jobs kept}, parsed by the caller.

@@ -9,7 +9,7 @@ local base, sample = ARGV[1], tonumber(ARGV[2])
 if not sample or sample < 1 then error('bad sample size') end
 local served = {}
 for _, process in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local info = redis.call('GET', base .. 'process:' .. process)
+  local info = redis.call('GET', heartbeat_key(base, process))
   if info then
     local ok, decoded = pcall(cjson.decode, info)
     if ok and type(decoded) == 'table' and type(decoded.queues) == 'table' then
@@ -30,7 +30,7 @@ local function nothing_waits(qk)
 end
 local dropped = 0
 for _, name in ipairs(redis.call('SRANDMEMBER', KEYS[1], sample)) do
-  local qk = base .. 'queue:' .. name
+  local qk = queue_key(base, name)
   if not served[name] and nothing_waits(qk) then
     redis.call('DEL', qk)
     redis.call('SREM', KEYS[1], name)

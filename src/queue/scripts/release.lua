@@ -9,21 +9,21 @@ local base, only = ARGV[1], ARGV[4]
 local keep = parse_keep(ARGV[2], ARGV[3])
 local now = now_ms()
 local function release(process)
-  local inflight = base .. 'inflight:' .. process
+  local inflight = inflight_key(base, process)
   local n = 0
   for _, id in ipairs(redis.call('LRANGE', inflight, 0, -1)) do
     local jk = job_key(base, id)
-    local f = redis.call('HMGET', jk, 'owner', 'cancel', 'queue')
-    if f[1] == process and f[3] then
-      if f[2] == '1' then
+    local f = redis.call('HMGET', jk, 'owner', 'queue')
+    if f[1] == process and f[2] then
+      if is_cancelled(jk) then
         finish_cancelled(base, jk, id, now, keep)
       else
-        make_ready(base, jk, id, f[3], true, now)
+        make_ready(base, jk, id, f[2], true, now)
         n = n + 1
       end
     end
   end
-  redis.call('DEL', inflight, base .. 'process:' .. process)
+  redis.call('DEL', inflight, heartbeat_key(base, process))
   redis.call('SREM', KEYS[1], process)
   return n
 end
@@ -33,7 +33,7 @@ if only ~= '' then
   return out
 end
 for _, process in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', base .. 'process:' .. process) == 0 then
+  if redis.call('EXISTS', heartbeat_key(base, process)) == 0 then
     out[#out + 1] = {process, release(process)}
   end
 end

@@ -4,13 +4,14 @@
 -- Returns 'queued', 'cancelled' (a cancelled job is finished, not queued), or 'lost'.
 local base, jk, lease = ARGV[1], KEYS[1], ARGV[2]
 local keep = parse_keep(ARGV[3], ARGV[4])
-if redis.call('HGET', jk, 'lease') ~= lease then return 'lost' end
+if not holds_lease(jk, lease) then return 'lost' end
 local now = now_ms()
-local f = redis.call('HMGET', jk, 'id', 'queue', 'cancel')
+local f = redis.call('HMGET', jk, 'id', 'queue')
 local id, q = f[1], f[2]
+local cancelled = is_cancelled(jk)
 if not q then error('job ' .. tostring(id) .. ' has no queue') end
 redis.call('LREM', KEYS[2], 1, id)
-if f[3] == '1' then
+if cancelled then
   finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'
 end

@@ -14,7 +14,7 @@ if (status ~= 'dead' and status ~= 'cancelled') or redis.call('HEXISTS', jk, 'le
 end
 if not (id and q) then error('job record without id or queue') end
 redis.call('ZREM', KEYS[2], id)
-if status == 'cancelled' then redis.call('LREM', base .. 'finished', 0, id) end
+if status == 'cancelled' then redis.call('LREM', finished_key(base), 0, id) end
 redis.call('PERSIST', jk)
 redis.call('HSET', jk, 'failures', 0)
 redis.call('HDEL', jk, 'cancel', 'finished_at', 'result')

@@ -9,10 +9,12 @@
 -- queue names clients have used.
 local base, max_listed, max_scan = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if not (max_listed and max_scan) then error('bad stats arguments') end
+local always_listed = {}
+for i = 4, #ARGV do always_listed[#always_listed + 1] = ARGV[i] end
 local now = now_ms()
 local always, seen, others = {}, {}, {}
-for i = 4, #ARGV do
-  if not seen[ARGV[i]] then seen[ARGV[i]] = true; always[#always + 1] = ARGV[i] end
+for _, name in ipairs(always_listed) do
+  if not seen[name] then seen[name] = true; always[#always + 1] = name end
 end
 local function add(name)
   if not seen[name] then seen[name] = true; others[#others + 1] = name end
@@ -28,13 +30,13 @@ end
 local running = {}
 local processes = redis.call('SMEMBERS', KEYS[2])
 for _, process in ipairs(processes) do
-  for _, id in ipairs(redis.call('LRANGE', base .. 'inflight:' .. process, 0, -1)) do
+  for _, id in ipairs(redis.call('LRANGE', inflight_key(base, process), 0, -1)) do
     local q = redis.call('HGET', job_key(base, id), 'queue')
     if q then add(q); running[q] = (running[q] or 0) + 1 end
   end
 end
 local depth = {}
-for _, name in ipairs(others) do depth[name] = redis.call('LLEN', base .. 'queue:' .. name) end
+for _, name in ipairs(others) do depth[name] = redis.call('LLEN', queue_key(base, name)) end
 table.sort(others, function(a, b)
   if depth[a] ~= depth[b] then return depth[a] > depth[b] end
   return a < b
@@ -47,7 +49,7 @@ for _, name in ipairs(others) do
 end
 local queues = {}
 for _, name in ipairs(listed) do
-  local key = base .. 'queue:' .. name
+  local key = queue_key(base, name)
   local latency = 0
   local oldest = redis.call('LINDEX', key, -1)
   if oldest then

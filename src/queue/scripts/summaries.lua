@@ -13,7 +13,7 @@ for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, limit - 1)) do
     'created_at', 'run_at', 'started_at', 'finished_at', 'err_seq')
   if f[1] then
     local last = false
-    if f[11] then last = redis.call('HGET', jk, 'err:' .. f[11]) end
+    if f[11] then last = redis.call('HGET', jk, err_field(f[11])) end
     f[11] = last
     out[#out + 1] = f
   end
