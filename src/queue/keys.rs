@@ -26,6 +26,16 @@ impl Keys {
         format!("{}job:{id}", self.base)
     }
 
+    /// A queue's list of ready job ids (scripts build this key themselves; this is for readers).
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}queue:{name}", self.base)
+    }
+
+    /// Succeeded and cancelled job ids, newest first.
+    pub fn finished(&self) -> String {
+        format!("{}finished", self.base)
+    }
+
     /// The set of queue names jobs have been sent to.
     pub fn queues(&self) -> String {
         format!("{}queues", self.base)

@@ -33,6 +33,7 @@ mod keys;
 mod limits;
 mod memory;
 mod scripts;
+pub mod spec;
 mod summary;
 
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
 pub use job::{AttemptError, JobRecord, JobStatus};
-use keys::Keys;
+pub use keys::Keys;
 pub use limits::{
     CHECKPOINT_MAX_BYTES, ERROR_MAX_BYTES, ERRORS_KEPT, PROGRESS_MAX_BYTES, RESULT_MAX_BYTES,
     SUMMARY_ERROR_MAX_BYTES, TooLarge, json_within, truncate,
