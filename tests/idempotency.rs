@@ -12,7 +12,7 @@ use support::{App, Redis};
 
 fn job_keys(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("KEYS")
-        .arg("{onedyno}:job:*")
+        .arg(support::keys().job("*"))
         .query(conn)
         .expect("KEYS")
 }
@@ -127,7 +127,7 @@ fn twenty_concurrent_requests_with_one_key_create_one_job() {
     );
 
     let mut conn = redis.conn();
-    assert_eq!(job_keys(&mut conn), vec![format!("{{onedyno}}:job:{id}")]);
+    assert_eq!(job_keys(&mut conn), vec![support::keys().job(&id)]);
     let done = app.wait_for_status(&id, "succeeded", Duration::from_secs(10));
     assert_eq!(done["attempts"], 1, "{done}");
     std::thread::sleep(Duration::from_millis(300));
