@@ -38,7 +38,8 @@ fn a_cancelled_queued_job_never_runs() {
     let worker = App::start_ready(&redis.url(), &[]);
     let later = web.enqueue_ok(&json!({"kind": "noop"}));
     worker.wait_for_status(&later, "succeeded", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
+    // The cancelled id was ahead of `later` in the list, so it has been fetched and skipped.
+    support::wait_idle(&mut conn, "default");
     let job = web.job(&id);
     assert_eq!(job["status"], "cancelled", "{job}");
     assert_eq!(job["attempts"], 0, "{job}");
@@ -67,7 +68,9 @@ fn a_cancelled_scheduled_job_never_runs() {
     assert_eq!(queues["scheduled"], 1, "{queues}");
 
     app.wait_for_status(&control, "succeeded", Duration::from_secs(8));
-    std::thread::sleep(Duration::from_millis(500));
+    // Nothing is scheduled, queued or running any more, so nothing can still run it.
+    assert_eq!(app.queue_counter("scheduled"), 0);
+    support::wait_idle(&mut conn, "default");
     let job = app.job(&cancelled);
     assert_eq!(job["status"], "cancelled", "{job}");
     assert_eq!(job["attempts"], 0, "{job}");
@@ -132,8 +135,8 @@ fn cancelling_a_job_running_in_another_process_stops_it_there() {
     let next = web.enqueue_ok(&json!({"kind": "echo", "args": {"after": "cancel"}}));
     let done = web.wait_for_status(&next, "succeeded", Duration::from_secs(10));
     assert_eq!(done["result"], json!({"after": "cancel"}));
-    // And the cancelled job was not run again.
-    std::thread::sleep(Duration::from_millis(300));
+    // And the cancelled job was not run again: nothing is left to run or running.
+    support::wait_idle(&mut conn, "default");
     let job = web.job(&id);
     assert_eq!(
         (&job["status"], &job["attempts"]),
@@ -183,7 +186,13 @@ fn a_job_cancelled_while_it_waits_for_a_retry_is_not_retried() {
     let (_, queues) = app.get("/queues");
     assert_eq!(queues["retrying"], 0, "{queues}");
 
-    std::thread::sleep(Duration::from_millis(2500));
+    // Fails after `id` did, with the same retry_after: once it has been retried, `id`'s retry
+    // would have been due too.
+    let control = app.enqueue_ok(&json!({
+        "kind": "fail", "args": {"retry_after": 1.5}, "max_attempts": 2
+    }));
+    app.wait_for_status(&control, "dead", Duration::from_secs(10));
+    support::wait_idle(&mut conn, "default");
     let job = app.job(&id);
     assert_eq!(job["status"], "cancelled", "{job}");
     assert_eq!(job["attempts"], 1, "{job}");

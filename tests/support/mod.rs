@@ -500,6 +500,16 @@ pub fn queue_len(conn: &mut redis::Connection, queue: &str) -> usize {
         .expect("LLEN")
 }
 
+/// Waits until `queue` is empty and no process holds a job: whatever was enqueued by then has
+/// been fetched (run or skipped) and finished. Proves "nothing more will happen" without a sleep.
+#[track_caller]
+pub fn wait_idle(conn: &mut redis::Connection, queue: &str) {
+    let idle = eventually(Duration::from_secs(10), || {
+        (queue_len(conn, queue) == 0 && inflight_ids(conn).is_empty()).then_some(())
+    });
+    assert!(idle.is_some(), "queue {queue} never became idle");
+}
+
 /// Fast retries for tests: about 0.2 s, 0.4 s, 0.8 s, capped at 1 s.
 pub const FAST_BACKOFF: [(&str, &str); 2] =
     [("RETRY_BACKOFF_BASE", "0.2"), ("RETRY_BACKOFF_MAX", "1")];
