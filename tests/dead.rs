@@ -47,7 +47,7 @@ fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
         listed.contains(&recovers) && listed.contains(&hopeless),
         "{listed:?}"
     );
-    let (status, body) = app.get("/jobs?status=dead&limit=1");
+    let (status, body) = app.list("dead", "&limit=1");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["jobs"].as_array().map(Vec::len), Some(1), "{body}");
 

@@ -62,7 +62,13 @@ pub async fn enqueue(
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     let job = spec.parse(&defaults, now_ms, idempotency.zip(fingerprint))?;
-    match state.queue.enqueue(job).await? {
+    let enqueued = state.queue.enqueue(job).await?;
+    respond(enqueued, &req)
+}
+
+/// The answer to `POST /jobs` for what the queue did.
+fn respond(enqueued: Enqueued, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    match enqueued {
         Enqueued::Created(job) => {
             tracing::info!(
                 event = "job.enqueued",
@@ -70,7 +76,7 @@ pub async fn enqueue(
                 kind = %job.kind,
                 queue = %job.queue,
                 status = %job.status,
-                request_id = %request_id(&req)
+                request_id = %request_id(req)
             );
             Ok(HttpResponse::Accepted()
                 .insert_header(location(&job.id))

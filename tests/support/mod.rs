@@ -579,6 +579,14 @@ impl RawResponse {
             .and_then(|code| code.parse().ok())
     }
 
+    /// The status of the first response; panics when none came.
+    #[track_caller]
+    pub fn status_code(&self) -> StatusCode {
+        self.status()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .unwrap_or_else(|| panic!("no response: {self:?}"))
+    }
+
     /// The value of a response header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.text.split("\r\n\r\n").next()?;
