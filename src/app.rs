@@ -116,6 +116,12 @@ impl App {
             tokio::spawn(pool.run(shutdown.clone()))
         });
 
+        // The port actually bound, which differs from `PORT` when that is 0 (tests ask for any).
+        let port = self
+            .listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or_else(|| "none".to_string(), |a| a.port().to_string());
         let server = match self.listener {
             Some(listener) => {
                 let state = web::Data::new(AppState {
@@ -144,7 +150,7 @@ impl App {
         tracing::info!(
             event = "app.started",
             process = %self.process,
-            port = if config.serves_http() { config.port.to_string() } else { "none".to_string() },
+            port = port,
             workers = config.worker_concurrency,
             http_threads = if server.is_some() { config.web_concurrency } else { 0 }
         );

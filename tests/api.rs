@@ -7,18 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{App, Redis};
-
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
+use support::{App, Redis, assert_error};
 
 #[test]
 fn an_echo_job_is_accepted_then_succeeds_with_its_args_as_result() {

@@ -9,16 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{App, Redis};
 
-fn delete(app: &App, id: &str) -> (StatusCode, Value) {
-    let res = app
-        .http()
-        .delete(app.url(&format!("/jobs/{id}")))
-        .send()
-        .expect("DELETE");
-    let status = res.status();
-    (status, res.json().unwrap_or(Value::Null))
-}
-
 fn zscore(conn: &mut redis::Connection, key: &str, id: &str) -> Option<f64> {
     redis::cmd("ZSCORE")
         .arg(key)
@@ -36,7 +26,7 @@ fn a_cancelled_queued_job_never_runs() {
     assert_eq!(web.job(&id)["status"], "queued");
     assert_eq!(support::queue_len(&mut conn, "default"), 1);
 
-    let (status, body) = delete(&web, &id);
+    let (status, body) = web.cancel(&id);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
     assert_eq!(body["id"], id.as_str(), "{body}");
@@ -48,7 +38,8 @@ fn a_cancelled_queued_job_never_runs() {
     let worker = App::start_ready(&redis.url(), &[]);
     let later = web.enqueue_ok(&json!({"kind": "noop"}));
     worker.wait_for_status(&later, "succeeded", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
+    // The cancelled id was ahead of `later` in the list, so it has been fetched and skipped.
+    support::wait_idle(&mut conn, "default");
     let job = web.job(&id);
     assert_eq!(job["status"], "cancelled", "{job}");
     assert_eq!(job["attempts"], 0, "{job}");
@@ -66,15 +57,20 @@ fn a_cancelled_scheduled_job_never_runs() {
     let control = app.enqueue_ok(&json!({"kind": "noop", "delay": 2}));
     assert_eq!(app.job(&cancelled)["status"], "scheduled");
 
-    let (status, body) = delete(&app, &cancelled);
+    let (status, body) = app.cancel(&cancelled);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
-    assert_eq!(zscore(&mut conn, "{onedyno}:scheduled", &cancelled), None);
+    assert_eq!(
+        zscore(&mut conn, &support::keys().scheduled(), &cancelled),
+        None
+    );
     let (_, queues) = app.get("/queues");
     assert_eq!(queues["scheduled"], 1, "{queues}");
 
     app.wait_for_status(&control, "succeeded", Duration::from_secs(8));
-    std::thread::sleep(Duration::from_millis(500));
+    // Nothing is scheduled, queued or running any more, so nothing can still run it.
+    assert_eq!(app.queue_counter("scheduled"), 0);
+    support::wait_idle(&mut conn, "default");
     let job = app.job(&cancelled);
     assert_eq!(job["status"], "cancelled", "{job}");
     assert_eq!(job["attempts"], 0, "{job}");
@@ -102,7 +98,7 @@ fn cancelling_a_job_running_in_another_process_stops_it_there() {
     );
 
     let asked = Instant::now();
-    let (status, body) = delete(&web, &id);
+    let (status, body) = web.cancel(&id);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
 
@@ -139,8 +135,8 @@ fn cancelling_a_job_running_in_another_process_stops_it_there() {
     let next = web.enqueue_ok(&json!({"kind": "echo", "args": {"after": "cancel"}}));
     let done = web.wait_for_status(&next, "succeeded", Duration::from_secs(10));
     assert_eq!(done["result"], json!({"after": "cancel"}));
-    // And the cancelled job was not run again.
-    std::thread::sleep(Duration::from_millis(300));
+    // And the cancelled job was not run again: nothing is left to run or running.
+    support::wait_idle(&mut conn, "default");
     let job = web.job(&id);
     assert_eq!(
         (&job["status"], &job["attempts"]),
@@ -158,7 +154,7 @@ fn finished_or_unknown_jobs_cannot_be_cancelled() {
     app.wait_for_status(&dead, "dead", Duration::from_secs(10));
 
     for (id, status) in [(&succeeded, "succeeded"), (&dead, "dead")] {
-        let (code, body) = delete(&app, id);
+        let (code, body) = app.cancel(id);
         assert_eq!(
             code,
             StatusCode::CONFLICT,
@@ -167,10 +163,10 @@ fn finished_or_unknown_jobs_cannot_be_cancelled() {
         assert_eq!(body["error"]["code"], "conflict", "{body}");
         assert_eq!(app.job(id)["status"], status);
     }
-    let (code, body) = delete(&app, "0190a0a0-0000-7000-8000-000000000000");
+    let (code, body) = app.cancel("0190a0a0-0000-7000-8000-000000000000");
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "not_found", "{body}");
-    let (code, _) = delete(&app, "not-a-uuid");
+    let (code, _) = app.cancel("not-a-uuid");
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
 
@@ -183,14 +179,20 @@ fn a_job_cancelled_while_it_waits_for_a_retry_is_not_retried() {
         "kind": "fail", "args": {"retry_after": 1.5}, "max_attempts": 5
     }));
     app.wait_for_status(&id, "retrying", Duration::from_secs(5));
-    let (status, body) = delete(&app, &id);
+    let (status, body) = app.cancel(&id);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
-    assert_eq!(zscore(&mut conn, "{onedyno}:retry", &id), None);
+    assert_eq!(zscore(&mut conn, &support::keys().retry(), &id), None);
     let (_, queues) = app.get("/queues");
     assert_eq!(queues["retrying"], 0, "{queues}");
 
-    std::thread::sleep(Duration::from_millis(2500));
+    // Fails after `id` did, with the same retry_after: once it has been retried, `id`'s retry
+    // would have been due too.
+    let control = app.enqueue_ok(&json!({
+        "kind": "fail", "args": {"retry_after": 1.5}, "max_attempts": 2
+    }));
+    app.wait_for_status(&control, "dead", Duration::from_secs(10));
+    support::wait_idle(&mut conn, "default");
     let job = app.job(&id);
     assert_eq!(job["status"], "cancelled", "{job}");
     assert_eq!(job["attempts"], 1, "{job}");
@@ -203,7 +205,7 @@ fn a_cancelled_job_can_be_retried_and_then_runs() {
     let web = App::start_web_only(&redis.url());
     let mut conn = redis.conn();
     let id = web.enqueue_ok(&json!({"kind": "echo", "args": {"second": "chance"}}));
-    let (status, _) = delete(&web, &id);
+    let (status, _) = web.cancel(&id);
     assert_eq!(status, StatusCode::OK);
 
     let res = web
@@ -217,7 +219,7 @@ fn a_cancelled_job_can_be_retried_and_then_runs() {
     assert_eq!(body["finished_at"], Value::Null, "{body}");
     // Queued again, and no longer expiring.
     let ttl: i64 = redis::cmd("PTTL")
-        .arg(format!("{{onedyno}}:job:{id}"))
+        .arg(support::keys().job(&id))
         .query(&mut conn)
         .unwrap();
     assert_eq!(ttl, -1);

@@ -37,7 +37,7 @@ fn the_jobs_of_a_killed_process_run_again_on_a_live_one_within_30_seconds() {
     survivor.wait_for_log("event=reaper.released", Duration::from_secs(1));
     let mut conn = redis.conn();
     assert!(support::inflight_ids(&mut conn).is_empty());
-    let processes: Vec<String> = conn.smembers("{onedyno}:processes").unwrap();
+    let processes: Vec<String> = conn.smembers(support::keys().processes()).unwrap();
     assert_eq!(
         processes.len(),
         1,
@@ -97,6 +97,6 @@ fn two_processes_on_one_redis_never_run_a_job_twice() {
     );
     eprintln!("process a ran {by_a} jobs, process b ran {by_b}");
     assert!(by_a > 0 && by_b > 0, "both processes work");
-    let keys: Vec<String> = conn.keys("{onedyno}:inflight:*").unwrap();
+    let keys: Vec<String> = conn.keys(support::keys().inflight("*")).unwrap();
     assert!(keys.is_empty(), "{keys:?}");
 }

@@ -13,36 +13,13 @@ use support::{App, Redis};
 const QUICK_BACKOFF: [(&str, &str); 2] =
     [("RETRY_BACKOFF_BASE", "0.05"), ("RETRY_BACKOFF_MAX", "0.2")];
 
-const DEAD_SET: &str = "{onedyno}:dead";
-
 fn dead_ids(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("ZRANGE")
-        .arg(DEAD_SET)
+        .arg(support::keys().dead())
         .arg(0)
         .arg(-1)
         .query(conn)
         .expect("ZRANGE")
-}
-
-fn retry(app: &App, id: &str) -> (StatusCode, Value) {
-    let res = app
-        .http()
-        .post(app.url(&format!("/jobs/{id}/retry")))
-        .send()
-        .expect("POST retry");
-    let status = res.status();
-    (status, res.json().unwrap_or(Value::Null))
-}
-
-fn listed_dead(app: &App) -> Vec<String> {
-    let (status, body) = app.get("/jobs?status=dead");
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["jobs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no jobs list: {body}"))
-        .iter()
-        .map(|j| j["id"].as_str().expect("id").to_string())
-        .collect()
 }
 
 #[test]
@@ -64,17 +41,17 @@ fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
         assert_eq!(dead["errors"].as_array().map(Vec::len), Some(2), "{dead}");
     }
     assert_eq!(app.queue_counter("dead"), 2);
-    let listed = listed_dead(&app);
+    let listed = app.list_ids("dead");
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(
         listed.contains(&recovers) && listed.contains(&hopeless),
         "{listed:?}"
     );
-    let (status, body) = app.get("/jobs?status=dead&limit=1");
+    let (status, body) = app.list("dead", "&limit=1");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["jobs"].as_array().map(Vec::len), Some(1), "{body}");
 
-    let (status, body) = retry(&app, &recovers);
+    let (status, body) = app.retry(&recovers);
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["id"], recovers.as_str(), "{body}");
     assert_eq!(body["status"], "queued", "{body}");
@@ -84,10 +61,10 @@ fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
     // The history of the earlier failures is kept.
     assert_eq!(done["errors"].as_array().map(Vec::len), Some(2), "{done}");
 
-    let (status, body) = retry(&app, &hopeless);
+    let (status, body) = app.retry(&hopeless);
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     // It left the dead set while it runs again...
-    assert!(!listed_dead(&app).contains(&hopeless));
+    assert!(!app.list_ids("dead").contains(&hopeless));
     // ...and dies again after two more attempts (a fresh budget), not after one.
     let dead = support::eventually(Duration::from_secs(10), || {
         let job = app.job(&hopeless);
@@ -106,7 +83,7 @@ fn a_dead_job_is_counted_listed_and_retried_with_a_fresh_budget() {
         "{dead}"
     );
     assert_eq!(app.queue_counter("dead"), 1);
-    assert_eq!(listed_dead(&app), vec![hopeless.clone()]);
+    assert_eq!(app.list_ids("dead"), vec![hopeless.clone()]);
 }
 
 #[test]
@@ -129,7 +106,7 @@ fn only_dead_or_cancelled_jobs_can_be_retried() {
         (&scheduled, "scheduled"),
     ] {
         assert_eq!(app.job(id)["status"], status);
-        let (code, body) = retry(&app, id);
+        let (code, body) = app.retry(id);
         assert_eq!(
             code,
             StatusCode::CONFLICT,
@@ -139,10 +116,10 @@ fn only_dead_or_cancelled_jobs_can_be_retried() {
         // Nothing changed.
         assert_eq!(app.job(id)["status"], status);
     }
-    let (code, body) = retry(&app, "0190a0a0-0000-7000-8000-000000000000");
+    let (code, body) = app.retry("0190a0a0-0000-7000-8000-000000000000");
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "not_found", "{body}");
-    let (code, _) = retry(&app, "not-a-uuid");
+    let (code, _) = app.retry("not-a-uuid");
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
 
@@ -173,7 +150,7 @@ fn dead_jobs_are_deleted_after_dead_retention() {
     );
     assert_eq!(app.get(&format!("/jobs/{id}")).0, StatusCode::NOT_FOUND);
     assert_eq!(app.queue_counter("dead"), 0);
-    assert!(listed_dead(&app).is_empty());
+    assert!(app.list_ids("dead").is_empty());
 }
 
 #[test]
@@ -207,5 +184,5 @@ fn at_most_dead_max_dead_jobs_are_kept_and_the_oldest_go_first() {
     }
     assert_eq!(app.queue_counter("dead"), 3);
     let newest_first: Vec<String> = ids[2..].iter().rev().cloned().collect();
-    assert_eq!(listed_dead(&app), newest_first);
+    assert_eq!(app.list_ids("dead"), newest_first);
 }

@@ -36,9 +36,9 @@ fn a_job_fetched_into_a_live_process_without_a_runner_is_put_back() {
     // What fetch.lua does, with the reply lost on its way back: the job sits in the live
     // process's in-flight list, running under a lease no runner holds.
     let mut conn = redis.conn();
-    let inflight = format!("{{onedyno}}:inflight:{process}");
+    let inflight = support::keys().inflight(&process);
     let moved: Option<String> = redis::cmd("LMOVE")
-        .arg("{onedyno}:queue:default")
+        .arg(support::keys().queue("default"))
         .arg(&inflight)
         .arg("RIGHT")
         .arg("LEFT")

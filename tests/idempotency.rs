@@ -12,7 +12,7 @@ use support::{App, Redis};
 
 fn job_keys(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("KEYS")
-        .arg("{onedyno}:job:*")
+        .arg(support::keys().job("*"))
         .query(conn)
         .expect("KEYS")
 }
@@ -40,11 +40,13 @@ fn a_repeated_key_returns_the_first_job_and_it_runs_once() {
     assert_eq!(status, StatusCode::OK, "{later}");
     assert_eq!(later["id"], id.as_str(), "{later}");
     assert_eq!(later["status"], "succeeded", "{later}");
-    std::thread::sleep(Duration::from_millis(300));
+    let mut conn = redis.conn();
+    // A job made by the repeat would be queued before its answer; once nothing is queued or
+    // running, it would have started.
+    support::wait_idle(&mut conn, "default");
     assert_eq!(app.log_lines("event=job.started").len(), 1);
     assert_eq!(app.log_lines("event=job.enqueued").len(), 1);
     assert_eq!(app.job(&id)["attempts"], 1);
-    let mut conn = redis.conn();
     assert_eq!(job_keys(&mut conn).len(), 1);
 
     // Without the header, or with another key, the same body is a new job.
@@ -127,10 +129,10 @@ fn twenty_concurrent_requests_with_one_key_create_one_job() {
     );
 
     let mut conn = redis.conn();
-    assert_eq!(job_keys(&mut conn), vec![format!("{{onedyno}}:job:{id}")]);
+    assert_eq!(job_keys(&mut conn), vec![support::keys().job(&id)]);
     let done = app.wait_for_status(&id, "succeeded", Duration::from_secs(10));
     assert_eq!(done["attempts"], 1, "{done}");
-    std::thread::sleep(Duration::from_millis(300));
+    support::wait_idle(&mut conn, "default");
     assert_eq!(app.log_lines("event=job.started").len(), 1);
     assert_eq!(job_keys(&mut conn).len(), 1);
 }

@@ -137,7 +137,7 @@ fn finished_jobs_are_bounded_by_count() {
         StatusCode::NOT_FOUND
     );
     let listed: u64 = redis::cmd("LLEN")
-        .arg("{onedyno}:finished")
+        .arg(support::keys().finished())
         .query(&mut conn)
         .unwrap();
     assert_eq!(listed, 10);
@@ -161,7 +161,7 @@ fn a_retried_job_is_never_deleted_by_the_count_bound() {
     }
     assert_eq!(app.job(&parked)["status"], "queued");
     let listed: Vec<String> = redis::cmd("LRANGE")
-        .arg("{onedyno}:finished")
+        .arg(support::keys().finished())
         .arg(0)
         .arg(-1)
         .query(&mut redis.conn())
@@ -224,7 +224,7 @@ fn queue_names_are_listed_up_to_a_bound_and_unused_ones_drop_out() {
     });
     assert!(pruned.is_some(), "{}", app.get("/queues").1);
     let known: u64 = redis::cmd("SCARD")
-        .arg("{onedyno}:queues")
+        .arg(support::keys().queues())
         .query(&mut redis.conn())
         .unwrap();
     assert!(known <= 1, "{known} names left");

@@ -13,7 +13,7 @@ fn statuses_and_starts(conn: &mut redis::Connection, ids: &[String]) -> Vec<(Str
     let mut pipe = redis::pipe();
     for id in ids {
         pipe.cmd("HMGET")
-            .arg(format!("{{onedyno}}:job:{id}"))
+            .arg(support::keys().job(id))
             .arg("status")
             .arg("started_at");
     }

@@ -114,13 +114,15 @@ fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passe
         app.log_lines("status=succeeded").len()
     );
     let drained = support::eventually(Duration::from_secs(5), || {
-        keys(&mut conn, "{onedyno}:job:*").is_empty().then_some(())
+        keys(&mut conn, &support::keys().job("*"))
+            .is_empty()
+            .then_some(())
     });
     let left = keys(&mut conn, "*");
     assert!(
         drained.is_some(),
         "{} job records left after their retention; keys: {:?}",
-        keys(&mut conn, "{onedyno}:job:*").len(),
+        keys(&mut conn, &support::keys().job("*")).len(),
         left.iter().take(10).collect::<Vec<_>>()
     );
     // DBSIZE also counts expired keys Redis has not evicted yet; its active expiry gets to them.
@@ -134,7 +136,9 @@ fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passe
     eprintln!("DBSIZE {before} before 200 jobs, {size} after they expired: {left:?}");
     // Only the constant keys remain: the known queues, the processes and this one's heartbeat.
     let constant = |k: &str| {
-        k == "{onedyno}:queues" || k == "{onedyno}:processes" || k.starts_with("{onedyno}:process:")
+        k == support::keys().queues()
+            || k == support::keys().processes()
+            || k.starts_with(&support::keys().heartbeat(""))
     };
     assert!(
         left.iter().all(|k| constant(k)),

@@ -125,8 +125,9 @@ fn three_processes_promote_a_spread_schedule_and_run_every_job_exactly_once() {
             .map(|id| apps[0].job(id))
             .collect::<Vec<_>>()
     );
-    // Let any duplicate that was promoted twice show itself.
-    std::thread::sleep(Duration::from_millis(700));
+    // A duplicate promoted twice would be queued or running now; wait until neither.
+    assert_eq!(apps[0].queue_counter("scheduled"), 0);
+    support::wait_idle(&mut redis.conn(), "default");
 
     let mut delays = Vec::new();
     for (i, id) in ids.iter().enumerate() {

@@ -13,9 +13,9 @@ use support::{App, Redis, SIGTERM};
 fn no_inflight_and_no_processes(redis: &Redis) {
     let mut conn = redis.conn();
     assert!(support::inflight_ids(&mut conn).is_empty());
-    let keys: Vec<String> = conn.keys("{onedyno}:inflight:*").unwrap();
+    let keys: Vec<String> = conn.keys(support::keys().inflight("*")).unwrap();
     assert!(keys.is_empty(), "{keys:?}");
-    let processes: Vec<String> = conn.smembers("{onedyno}:processes").unwrap();
+    let processes: Vec<String> = conn.smembers(support::keys().processes()).unwrap();
     assert!(processes.is_empty(), "still registered: {processes:?}");
 }
 
@@ -85,7 +85,7 @@ fn sigterm_finishes_what_fits_requeues_the_rest_and_exits_zero_in_time() {
         "{stopped:?}"
     );
     // Back at the front: the interrupted job is the next one a worker takes.
-    let next: Option<String> = conn.lindex("{onedyno}:queue:default", -1).unwrap();
+    let next: Option<String> = conn.lindex(support::keys().queue("default"), -1).unwrap();
     assert_eq!(next.as_deref(), Some(long.as_str()));
     no_inflight_and_no_processes(&redis);
 

@@ -7,6 +7,10 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::queue::QueueError;
+use crate::queue::spec::SpecError;
+
+/// The cause of an internal error, kept for the log.
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
 
 /// Seconds a client is told to wait when Redis is unavailable.
 const RETRY_AFTER_SECS: &str = "2";
@@ -56,15 +60,22 @@ pub enum ApiError {
     /// 422: well-formed JSON that says something invalid.
     #[error("{0}")]
     Invalid(String),
+    /// 422: a job spec that breaks one of its rules.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     /// 503: Redis cannot take the request now.
     #[error("{0}")]
     Unavailable(String),
-    /// 503: the process is shutting down.
-    #[error("shutting down")]
-    Draining,
-    /// 500.
-    #[error("internal error")]
-    Internal(String),
+    /// 500: a bug or a misbehaving server. The client sees only "internal error"; the log gets
+    /// `message` and the whole source chain.
+    #[error("{message}")]
+    Internal {
+        /// What the server was doing.
+        message: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Source,
+    },
 }
 
 impl ApiError {
@@ -80,12 +91,31 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::Invalid(_) => "invalid",
+            ApiError::Invalid(_) | ApiError::Spec(_) => "invalid",
             ApiError::Unavailable(_) => "unavailable",
-            ApiError::Draining => "draining",
-            ApiError::Internal(_) => "internal",
+            ApiError::Internal { .. } => "internal",
         }
     }
+
+    /// A 500 that keeps its cause for the log.
+    pub fn internal(message: &'static str, source: impl Into<Source>) -> ApiError {
+        ApiError::Internal {
+            message,
+            source: source.into(),
+        }
+    }
+}
+
+/// `error` and its sources, outermost first, joined with `: ` for one log field.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl From<QueueError> for ApiError {
@@ -97,8 +127,7 @@ impl From<QueueError> for ApiError {
             e if e.is_unavailable() => {
                 ApiError::Unavailable("Redis is unavailable; try again shortly".into())
             }
-            QueueError::Redis { source } => ApiError::Internal(source.to_string()),
-            e => ApiError::Internal(e.to_string()),
+            other => ApiError::internal("the queue failed", other),
         }
     }
 }
@@ -115,9 +144,9 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) | ApiError::Draining => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Invalid(_) | ApiError::Spec(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -125,8 +154,8 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         // The detail of an internal error goes to the log, not to the client.
         let message = match self {
-            ApiError::Internal(detail) => {
-                tracing::error!(event = "http.internal_error", error = %detail);
+            ApiError::Internal { .. } => {
+                tracing::error!(event = "http.internal_error", error = %chain(self));
                 "internal error".to_string()
             }
             other => other.to_string(),
@@ -153,5 +182,36 @@ impl ResponseError for ApiError {
             response.force_close();
         }
         response.json(json!({ "error": { "code": self.code(), "message": message } }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_and_hides_it_from_the_client() {
+        let cause = QueueError::UnreadableRecord {
+            id: "x".into(),
+            field: "kind".into(),
+        };
+        let error = ApiError::from(cause);
+        assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        let logged = chain(&error);
+        assert!(
+            logged.contains("the queue failed") && logged.contains("job x: bad kind"),
+            "{logged}"
+        );
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn spec_errors_are_422_with_their_own_message() {
+        let error = ApiError::from(SpecError::DelayAndRunAt);
+        assert_eq!(error.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            (error.code(), error.to_string().as_str()),
+            ("invalid", "give delay or run_at, not both")
+        );
     }
 }

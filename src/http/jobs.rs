@@ -1,57 +1,18 @@
 //! `/jobs`: enqueue, read, cancel, retry, and list dead jobs.
 
-use std::time::Duration;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::body::{canonical, read_json};
 use super::request_log::request_id;
 use super::{ApiError, AppState};
-use crate::config::{MAX_ATTEMPTS_LIMIT, valid_queue_name};
-use crate::queue::{Cancelled, Enqueued, NewJob, Retried, RunAt};
+use crate::queue::spec::{JobDefaults, JobSpec};
+use crate::queue::{Cancelled, Enqueued, JobStatus, Retried};
 
-/// The longest `delay` accepted, and the furthest `run_at`.
-const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
-/// The longest per-job `timeout` accepted.
-const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The shortest per-job `timeout` accepted: the job record keeps whole milliseconds.
-const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// The longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// The body of `POST /jobs`. Unknown fields are refused, so a typo is an error, not a default.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnqueueRequest {
-    kind: String,
-    #[serde(default = "empty_object")]
-    args: Value,
-    queue: Option<String>,
-    delay: Option<f64>,
-    run_at: Option<DateTime<FixedOffset>>,
-    max_attempts: Option<u32>,
-    timeout: Option<f64>,
-}
-
-fn empty_object() -> Value {
-    json!({})
-}
-
-fn seconds(field: &str, value: f64, max: Duration) -> Result<Duration, ApiError> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| *d <= max)
-        .ok_or_else(|| {
-            ApiError::Invalid(format!(
-                "{field} must be a number of seconds from 0 to {}",
-                max.as_secs()
-            ))
-        })
-}
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
@@ -89,59 +50,25 @@ pub async fn enqueue(
     .await?;
     let idempotency = idempotency_key(&req)?;
     let fingerprint = idempotency.as_ref().map(|_| canonical(&body));
-    let request: EnqueueRequest =
-        serde_json::from_value(body).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let spec = JobSpec::from_json(body)?;
+    // The registry is checked before the spec's own rules, so a wrong kind is the error a client
+    // sees first.
     state
         .registry
-        .validate(&request.kind, &request.args)
+        .validate(&spec.kind, &spec.args)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let queue = request.queue.unwrap_or_else(|| "default".to_string());
-    if !valid_queue_name(&queue) {
-        return Err(ApiError::Invalid(
-            "queue must be 1 to 64 of A-Z a-z 0-9 _ - .".into(),
-        ));
-    }
-    let when = match (request.delay, request.run_at) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::Invalid("give delay or run_at, not both".into()));
-        }
-        (Some(delay), None) => RunAt::After(seconds("delay", delay, MAX_DELAY)?),
-        (None, Some(at)) => {
-            let at = at.timestamp_millis();
-            let latest = chrono::Utc::now().timestamp_millis() + MAX_DELAY.as_millis() as i64;
-            if at > latest {
-                return Err(ApiError::Invalid("run_at is more than a year away".into()));
-            }
-            RunAt::At(at)
-        }
-        (None, None) => RunAt::Now,
+    let defaults = JobDefaults {
+        max_attempts: state.config.max_attempts,
     };
-    let max_attempts = request.max_attempts.unwrap_or(state.config.max_attempts);
-    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
-        return Err(ApiError::Invalid(format!(
-            "max_attempts must be from 1 to {MAX_ATTEMPTS_LIMIT}"
-        )));
-    }
-    let timeout = request
-        .timeout
-        .map(|t| seconds("timeout", t, MAX_TIMEOUT))
-        .transpose()?;
-    // Timeouts are kept in whole milliseconds; anything shorter would be stored as 0 and kill
-    // the job at once.
-    if timeout.is_some_and(|t| t < MIN_TIMEOUT) {
-        return Err(ApiError::Invalid("timeout must be at least 0.001 s".into()));
-    }
-    let job = NewJob {
-        id: uuid::Uuid::now_v7().to_string(),
-        kind: request.kind,
-        queue,
-        args: request.args,
-        max_attempts,
-        timeout,
-        when,
-        idempotency: idempotency.zip(fingerprint),
-    };
-    match state.queue.enqueue(job).await? {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let job = spec.parse(&defaults, now_ms, idempotency.zip(fingerprint))?;
+    let enqueued = state.queue.enqueue(job).await?;
+    respond(enqueued, &req)
+}
+
+/// The answer to `POST /jobs` for what the queue did.
+fn respond(enqueued: Enqueued, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+    match enqueued {
         Enqueued::Created(job) => {
             tracing::info!(
                 event = "job.enqueued",
@@ -149,7 +76,7 @@ pub async fn enqueue(
                 kind = %job.kind,
                 queue = %job.queue,
                 status = %job.status,
-                request_id = %request_id(&req)
+                request_id = %request_id(req)
             );
             Ok(HttpResponse::Accepted()
                 .insert_header(location(&job.id))
@@ -240,7 +167,7 @@ pub async fn retry(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    status: String,
+    status: JobStatus,
     limit: Option<usize>,
 }
 
@@ -250,7 +177,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if query.status != "dead" {
+    if query.status != JobStatus::Dead {
         return Err(ApiError::Invalid("only status=dead can be listed".into()));
     }
     let limit = query.limit.unwrap_or(50).clamp(1, 500);

@@ -11,7 +11,8 @@ use super::{ApiError, AppState};
 pub async fn queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = state.queue.stats(&state.config.queues.names()).await?;
     let memory = state.queue.memory().await.ok();
-    let mut body = serde_json::to_value(stats).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut body = serde_json::to_value(stats)
+        .map_err(|e| ApiError::internal("encoding the queue stats", e))?;
     body["redis"] = json!(memory);
     Ok(HttpResponse::Ok().json(body))
 }

@@ -74,6 +74,7 @@ mod memory;
 mod processes;
 mod reply;
 mod scripts;
+pub mod spec;
 mod stats;
 mod summary;
 

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,12 @@ use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::Value;
 
-/// A port that was free a moment ago.
+/// The crate's key names under the prefix the tests use (`REDIS_PREFIX` is left at its default).
+pub fn keys() -> onedyno::queue::Keys {
+    onedyno::queue::Keys::new("onedyno")
+}
+
+/// A port that was free a moment ago (for `redis-server`; the app itself binds `PORT=0`).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -136,7 +141,8 @@ impl Drop for Redis {
 /// The `onedyno` binary, running, with its log captured; killed on drop.
 pub struct App {
     child: Child,
-    port: u16,
+    /// The port the app logged in `app.started`, read on first use.
+    port: OnceLock<u16>,
     logs: Arc<Mutex<Vec<String>>>,
     client: Client,
     name: String,
@@ -155,7 +161,7 @@ impl App {
     /// waits until its port accepts connections.
     pub fn start(redis_url: &str, env: &[(&str, &str)]) -> App {
         let app = App::spawn(redis_url, env);
-        let port = app.port;
+        let port = app.port();
         let accepting = eventually(Duration::from_secs(10), || {
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
@@ -196,12 +202,12 @@ impl App {
     /// Starts the binary without waiting for anything. The demo kinds are on (`DEMO_KINDS=true`)
     /// since most tests use them; `("DEMO_KINDS", "")` in `env` turns them off again.
     pub fn spawn(redis_url: &str, env: &[(&str, &str)]) -> App {
-        let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_onedyno"));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PORT", port.to_string())
+            // Any free port; the app logs the one it bound, so no other process can take it first.
+            .env("PORT", "0")
             .env("REDIS_URL", redis_url)
             .env("RUST_LOG", "info")
             .env("WEB_CONCURRENCY", "2")
@@ -235,18 +241,38 @@ impl App {
                 }
             });
         }
+        let name = format!("onedyno[{}]", child.id());
         App {
             child,
-            port,
+            port: OnceLock::new(),
             logs,
             client: client(),
-            name: format!("onedyno:{port}"),
+            name,
         }
     }
 
-    /// The HTTP port.
+    /// The HTTP port, from the `app.started` line (waited for, up to 10 s).
     pub fn port(&self) -> u16 {
-        self.port
+        *self.port.get_or_init(|| {
+            self.logged_port(Duration::from_secs(10))
+                .unwrap_or_else(|| {
+                    panic!("{}: no port in app.started:\n{}", self.name, self.logs())
+                })
+        })
+    }
+
+    /// Waits up to `timeout` for the `app.started` line and returns the port it names, if any
+    /// (`None` for a worker-only process, or one that never started).
+    pub fn logged_port(&self, timeout: Duration) -> Option<u16> {
+        if let Some(port) = self.port.get() {
+            return Some(*port);
+        }
+        let line = eventually(timeout, || {
+            self.log_lines("event=app.started").into_iter().next()
+        })?;
+        line.split_whitespace()
+            .find_map(|field| field.strip_prefix("port="))
+            .and_then(|port| port.parse().ok())
     }
 
     /// The process id.
@@ -256,7 +282,7 @@ impl App {
 
     /// `http://127.0.0.1:port{path}`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://127.0.0.1:{}{path}", self.port())
     }
 
     /// Everything it logged so far.
@@ -407,6 +433,23 @@ impl App {
         (status, res.json().unwrap_or(Value::Null))
     }
 
+    /// GET /jobs?status={status}{query}, e.g. `list("dead", "&limit=5")`; returns status and body.
+    pub fn list(&self, status: &str, query: &str) -> (StatusCode, Value) {
+        self.get(&format!("/jobs?status={status}{query}"))
+    }
+
+    /// The ids `GET /jobs?status={status}` lists, in its order; the request must succeed.
+    pub fn list_ids(&self, status: &str) -> Vec<String> {
+        let (code, body) = self.list(status, "");
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body["jobs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no jobs list: {body}"))
+            .iter()
+            .map(|j| j["id"].as_str().expect("id").to_string())
+            .collect()
+    }
+
     /// A request builder for anything else.
     pub fn http(&self) -> &Client {
         &self.client
@@ -434,7 +477,7 @@ pub fn job_field(conn: &mut redis::Connection, id: &str, field: &str) -> Option<
 /// The ids in a process's in-flight lists, across all processes.
 pub fn inflight_ids(conn: &mut redis::Connection) -> Vec<String> {
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("{onedyno}:inflight:*")
+        .arg(keys().inflight("*"))
         .query(conn)
         .expect("KEYS");
     keys.iter()
@@ -452,9 +495,19 @@ pub fn inflight_ids(conn: &mut redis::Connection) -> Vec<String> {
 /// Length of a queue's ready list.
 pub fn queue_len(conn: &mut redis::Connection, queue: &str) -> usize {
     redis::cmd("LLEN")
-        .arg(format!("{{onedyno}}:queue:{queue}"))
+        .arg(keys().queue(queue))
         .query(conn)
         .expect("LLEN")
+}
+
+/// Waits until `queue` is empty and no process holds a job: whatever was enqueued by then has
+/// been fetched (run or skipped) and finished. Proves "nothing more will happen" without a sleep.
+#[track_caller]
+pub fn wait_idle(conn: &mut redis::Connection, queue: &str) {
+    let idle = eventually(Duration::from_secs(10), || {
+        (queue_len(conn, queue) == 0 && inflight_ids(conn).is_empty()).then_some(())
+    });
+    assert!(idle.is_some(), "queue {queue} never became idle");
 }
 
 /// Fast retries for tests: about 0.2 s, 0.4 s, 0.8 s, capped at 1 s.
@@ -473,7 +526,22 @@ pub fn ms(value: &Value) -> i64 {
 
 /// The Redis key of a job's record.
 pub fn job_key(id: &str) -> String {
-    format!("{{onedyno}}:job:{id}")
+    keys().job(id)
+}
+
+/// Asserts an API error: the status, and the JSON body's `error.code`; returns the message.
+#[track_caller]
+pub fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    expected_status: StatusCode,
+    expected_code: &str,
+) -> String {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], expected_code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "no error message in {body}");
+    message.to_string()
 }
 
 /// Whether a key exists.
@@ -509,6 +577,14 @@ impl RawResponse {
             .or_else(|| self.text.strip_prefix("HTTP/1.0 "))
             .and_then(|rest| rest.get(..3))
             .and_then(|code| code.parse().ok())
+    }
+
+    /// The status of the first response; panics when none came.
+    #[track_caller]
+    pub fn status_code(&self) -> StatusCode {
+        self.status()
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .unwrap_or_else(|| panic!("no response: {self:?}"))
     }
 
     /// The value of a response header (case-insensitive name).
