@@ -7,6 +7,7 @@
 
 mod backoff;
 mod heartbeat;
+mod queue_policy;
 mod runner;
 mod running;
 
@@ -18,9 +19,9 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
+pub use queue_policy::QueuePolicy;
 pub use running::{JobStop, RunningJobs, StopReason};
 
-use crate::config::QueuePolicy;
 use crate::jobs::Registry;
 use crate::queue::{Fetched, Queue, QueueEvent};
 use crate::shutdown::Shutdown;
