@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::queue::{Lease, StateField, json_within};
+use crate::shutdown::sleep_unless;
 
 /// A job kind: typed arguments in, a JSON result out.
 ///
@@ -159,9 +160,10 @@ impl JobContext {
 
     /// Sleeps, or returns an error as soon as the job is cancelled.
     pub async fn sleep(&self, duration: Duration) -> Result<(), JobError> {
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => Ok(()),
-            _ = self.cancel.cancelled() => Err(JobError::new("cancelled")),
+        if sleep_unless(&self.cancel, duration).await {
+            Ok(())
+        } else {
+            Err(JobError::new("cancelled"))
         }
     }
 

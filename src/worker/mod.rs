@@ -18,13 +18,14 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, Doubling};
 pub use queue_policy::QueuePolicy;
 pub use running::{JobStop, RunningJobs, StopReason};
 
 use crate::jobs::Registry;
 use crate::queue::{Fetched, Queue, QueueEvent};
 use crate::shutdown::Shutdown;
+use crate::telemetry::Outage;
 
 /// How long an idle fetcher waits before looking again when no wake-up arrives.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -139,16 +140,14 @@ async fn fetch_loop(
     permits: &Arc<Semaphore>,
     wake: &Notify,
 ) {
-    let mut failing = false;
-    let mut error_delay = Duration::from_millis(100);
+    let mut outage = Outage::new("worker.fetch_failed", "worker.fetch_recovered");
+    let mut error_wait = Doubling::new(Duration::from_millis(200), Duration::from_secs(2));
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.requested() => return,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+        let Some(Ok(first)) = shutdown
+            .unless_stopped(permits.clone().acquire_owned())
+            .await
+        else {
+            return;
         };
         let mut slots = vec![first];
         while let Ok(permit) = permits.clone().try_acquire_owned() {
@@ -156,10 +155,10 @@ async fn fetch_loop(
         }
         if worker.fetch_paused.load(Ordering::SeqCst) {
             drop(slots);
-            tokio::select! {
-                _ = shutdown.requested() => return,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+            if !shutdown.sleep(Duration::from_millis(200)).await {
+                return;
             }
+            continue;
         }
         let order = worker.settings.queues.fetch_order();
         // The fetch itself is not raced against shutdown: a job moved into the in-flight list is
@@ -170,10 +169,8 @@ async fn fetch_loop(
             .await
         {
             Ok(Fetched::Jobs(leases)) => {
-                if failing {
-                    tracing::info!(event = "worker.fetch_recovered");
-                    failing = false;
-                    error_delay = Duration::from_millis(100);
+                if outage.recovered() {
+                    error_wait.reset();
                 }
                 let empty = leases.is_empty();
                 for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
@@ -186,20 +183,15 @@ async fn fetch_loop(
             }
             Ok(Fetched::Unregistered) => Duration::from_millis(200),
             Err(e) => {
-                if !failing {
-                    tracing::warn!(event = "worker.fetch_failed", error = %e);
-                    failing = true;
-                }
-                error_delay = (error_delay * 2).min(Duration::from_secs(2));
-                error_delay
+                outage.fail(&e);
+                error_wait.next_wait()
             }
         };
         drop(slots);
-        tokio::select! {
-            biased;
-            _ = shutdown.requested() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(idle_wait) => {}
+        // A wake-up (a job was enqueued) ends the wait early.
+        let waited = tokio::time::timeout(idle_wait, wake.notified());
+        if shutdown.unless_stopped(waited).await.is_none() {
+            return;
         }
     }
 }
