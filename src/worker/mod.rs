@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, Doubling};
@@ -23,7 +23,7 @@ pub use queue_policy::QueuePolicy;
 pub use running::{JobStop, RunningJobs, StopReason};
 
 use crate::jobs::Registry;
-use crate::queue::{Fetched, Queue, QueueEvent};
+use crate::queue::{Fetched, Queue, QueueError, QueueEvent};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Outage;
 
@@ -160,28 +160,14 @@ async fn fetch_loop(
             }
             continue;
         }
-        let order = worker.settings.queues.fetch_order();
-        // The fetch itself is not raced against shutdown: a job moved into the in-flight list is
-        // either run here or released by the drain, never dropped halfway.
-        let idle_wait = match worker
-            .queue
-            .fetch(&worker.process, &order, slots.len())
-            .await
-        {
-            Ok(Fetched::Jobs(leases)) => {
-                if outage.recovered() {
-                    error_wait.reset();
-                }
-                let empty = leases.is_empty();
-                for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
-                    tokio::spawn(runner::run(worker.clone(), lease, permit));
-                }
-                if !empty {
-                    continue;
-                }
-                IDLE_POLL
-            }
-            Ok(Fetched::Unregistered) => Duration::from_millis(200),
+        let fetched = fetch(worker, &mut slots).await;
+        if matches!(fetched, Ok(Fetch::Started | Fetch::Empty)) && outage.recovered() {
+            error_wait.reset();
+        }
+        let idle_wait = match fetched {
+            Ok(Fetch::Started) => continue,
+            Ok(Fetch::Empty) => IDLE_POLL,
+            Ok(Fetch::Unregistered) => Duration::from_millis(200),
             Err(e) => {
                 outage.fail(&e);
                 error_wait.next_wait()
@@ -193,6 +179,40 @@ async fn fetch_loop(
         if shutdown.unless_stopped(waited).await.is_none() {
             return;
         }
+    }
+}
+
+/// What one fetch did.
+enum Fetch {
+    /// Jobs came and their runners started: fetch again at once.
+    Started,
+    /// No queue had a job.
+    Empty,
+    /// This process is not registered yet (or was reaped): wait for the heartbeat.
+    Unregistered,
+}
+
+/// Fetches at most one job per slot and starts a runner for each, handing it a slot.
+async fn fetch(
+    worker: &Arc<Worker>,
+    slots: &mut Vec<OwnedSemaphorePermit>,
+) -> Result<Fetch, QueueError> {
+    let order = worker.settings.queues.fetch_order();
+    // The fetch itself is not raced against shutdown: a job moved into the in-flight list is
+    // either run here or released by the drain, never dropped halfway.
+    match worker
+        .queue
+        .fetch(&worker.process, &order, slots.len())
+        .await?
+    {
+        Fetched::Jobs(leases) if leases.is_empty() => Ok(Fetch::Empty),
+        Fetched::Jobs(leases) => {
+            for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
+                tokio::spawn(runner::run(worker.clone(), lease, permit));
+            }
+            Ok(Fetch::Started)
+        }
+        Fetched::Unregistered => Ok(Fetch::Unregistered),
     }
 }
 

@@ -220,21 +220,7 @@ async fn write_outcome(
                 if written == Written::Requeued {
                     worker.requeued.fetch_add(1, Ordering::Relaxed);
                 }
-                let error = match &outcome {
-                    Outcome::Failed { message, .. } => Some(message.as_str()),
-                    _ => None,
-                };
-                let retry_in_ms = match written {
-                    Written::Retrying(d) => Some(d.as_millis() as u64),
-                    _ => None,
-                };
-                tracing::info!(
-                    event = "job.finished",
-                    duration_ms,
-                    status = written.status(),
-                    retry_in_ms,
-                    error
-                );
+                log_finished(written, &outcome, duration_ms);
                 return;
             }
             Err(e) if e.is_transient() => {
@@ -252,6 +238,24 @@ async fn write_outcome(
             }
         }
     }
+}
+
+fn log_finished(written: Written, outcome: &Outcome, duration_ms: u64) {
+    let error = match outcome {
+        Outcome::Failed { message, .. } => Some(message.as_str()),
+        _ => None,
+    };
+    let retry_in_ms = match written {
+        Written::Retrying(d) => Some(d.as_millis() as u64),
+        _ => None,
+    };
+    tracing::info!(
+        event = "job.finished",
+        duration_ms,
+        status = written.status(),
+        retry_in_ms,
+        error
+    );
 }
 
 /// When a failed job runs again, if ever.
