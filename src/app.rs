@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use actix_web::{HttpServer, web};
 use thiserror::Error;
 
@@ -80,7 +81,7 @@ impl App {
 
     /// Runs until `shutdown`, then stops HTTP and drains the workers at once, and returns when
     /// both are done (always before `SHUTDOWN_TIMEOUT`).
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {
+    pub async fn run_until_stopped(mut self, shutdown: Shutdown) -> Result<(), AppError> {
         let config = self.config.clone();
         self.queue.redis().spawn_connect(shutdown.clone());
         maintenance::spawn(self.queue.clone(), config.queues.names(), shutdown.clone());
@@ -97,60 +98,23 @@ impl App {
         } else {
             None
         };
-        let pool = jobs_runtime.as_ref().map(|rt| {
-            let pool = Pool::new(
-                self.queue.clone(),
-                self.registry.clone(),
-                PoolSettings {
-                    concurrency: config.worker_concurrency,
-                    queues: config.queues.clone(),
-                    job_timeout: config.job_timeout,
-                    backoff: Backoff {
-                        base: config.retry_backoff_base,
-                        max: config.retry_backoff_max,
-                    },
-                },
-                self.process.clone(),
-                rt.handle().clone(),
-            );
-            tokio::spawn(pool.run(shutdown.clone()))
-        });
-
+        let pool = jobs_runtime
+            .as_ref()
+            .map(|rt| tokio::spawn(self.pool(rt.handle().clone()).run(shutdown.clone())));
         // The port actually bound, which differs from `PORT` when that is 0 (tests ask for any).
         let port = self
             .listener
             .as_ref()
             .and_then(|l| l.local_addr().ok())
             .map_or_else(|| "none".to_string(), |a| a.port().to_string());
-        let server = match self.listener {
-            Some(listener) => {
-                let state = web::Data::new(AppState {
-                    queue: self.queue.clone(),
-                    registry: self.registry.clone(),
-                    config: config.clone(),
-                    shutdown: shutdown.clone(),
-                });
-                let grace = config.shutdown_timeout.as_secs().saturating_sub(2).max(1);
-                let server = HttpServer::new(move || http::app(state.clone()))
-                    .workers(config.web_concurrency)
-                    .keep_alive(KEEP_ALIVE)
-                    // A client that never finishes its request head gets actix's own 408 and the
-                    // connection closed, instead of holding it for good.
-                    .client_request_timeout(config.request_timeout)
-                    .disable_signals()
-                    .shutdown_timeout(grace)
-                    .listen(listener)?
-                    .run();
-                let handle = server.handle();
-                tokio::spawn(server);
-                Some(handle)
-            }
+        let server = match self.listener.take() {
+            Some(listener) => Some(self.serve(listener, &shutdown)?),
             None => None,
         };
         tracing::info!(
             event = "app.started",
             process = %self.process,
-            port = port,
+            port = %port,
             workers = config.worker_concurrency,
             http_threads = if server.is_some() { config.web_concurrency } else { 0 }
         );
@@ -175,5 +139,50 @@ impl App {
         }
         tracing::info!(event = "app.stopped", process = %self.process);
         Ok(())
+    }
+
+    /// The worker pool, running handlers on `jobs_runtime`.
+    fn pool(&self, jobs_runtime: tokio::runtime::Handle) -> Pool {
+        let config = &self.config;
+        Pool::new(
+            self.queue.clone(),
+            self.registry.clone(),
+            PoolSettings {
+                concurrency: config.worker_concurrency,
+                queues: config.queues.clone(),
+                job_timeout: config.job_timeout,
+                backoff: Backoff {
+                    base: config.retry_backoff_base,
+                    max: config.retry_backoff_max,
+                },
+            },
+            self.process.clone(),
+            jobs_runtime,
+        )
+    }
+
+    /// Starts the HTTP server on `listener`; the handle stops it.
+    fn serve(&self, listener: TcpListener, shutdown: &Shutdown) -> Result<ServerHandle, AppError> {
+        let config = self.config.clone();
+        let state = web::Data::new(AppState {
+            queue: self.queue.clone(),
+            registry: self.registry.clone(),
+            config: config.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let grace = config.shutdown_timeout.as_secs().saturating_sub(2).max(1);
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(config.web_concurrency)
+            .keep_alive(KEEP_ALIVE)
+            // A client that never finishes its request head gets actix's own 408 and the
+            // connection closed, instead of holding it for good.
+            .client_request_timeout(config.request_timeout)
+            .disable_signals()
+            .shutdown_timeout(grace)
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(handle)
     }
 }

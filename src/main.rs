@@ -78,6 +78,17 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A broken registry is a build mistake, reported like a bad setting and before anything runs.
+    let registry = match jobs::registry(config.demo_kinds) {
+        Ok(registry) => registry,
+        Err(e) => {
+            eprintln!(
+                "at=error event=registry.invalid error={}",
+                telemetry::logfmt_value(&e.to_string())
+            );
+            return ExitCode::from(2);
+        }
+    };
     telemetry::init(&config.log_filter, config.log_format);
     for warning in config.warnings() {
         tracing::warn!(event = "config.warning", message = %warning);
@@ -102,7 +113,6 @@ fn run() -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = Shutdown::new(config.shutdown_timeout);
         shutdown.listen_for_signals()?;
-        let registry = jobs::registry(config.demo_kinds);
         let app = App::build(config, registry)?;
         app.run_until_stopped(shutdown).await
     });

@@ -12,6 +12,7 @@ use rand::Rng;
 
 use crate::queue::{Queue, RedisMemory, Stats};
 use crate::shutdown::Shutdown;
+use crate::telemetry::Outage;
 
 /// The longest a promoter sleeps, so a job scheduled meanwhile is promoted within about this long.
 const PROMOTE_MAX_WAIT: Duration = Duration::from_millis(500);
@@ -41,9 +42,8 @@ async fn check_memory_policy(queue: Queue, shutdown: Shutdown) {
                 return;
             }
             Err(_) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.requested() => return,
+                if !shutdown.sleep(Duration::from_secs(1)).await {
+                    return;
                 }
             }
         }
@@ -72,9 +72,8 @@ fn log_memory_policy(memory: &RedisMemory) {
 /// log-based metrics (l2met) and for anyone reading `heroku logs --tail`.
 async fn metrics_loop(queue: Queue, queues: Vec<String>, shutdown: Shutdown) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(METRICS_INTERVAL) => {}
-            _ = shutdown.requested() => return,
+        if !shutdown.sleep(METRICS_INTERVAL).await {
+            return;
         }
         if let Ok(stats) = queue.stats(&queues).await {
             let memory = queue.memory().await.ok();
@@ -111,11 +110,12 @@ fn l2met_samples(stats: &Stats, memory: Option<&RedisMemory>) -> String {
 }
 
 async fn promote_loop(queue: Queue, shutdown: Shutdown) {
-    let mut failing = false;
+    // Redis being away is already logged by the connection; say it once here, at debug.
+    let mut outage = Outage::quiet("scheduler.promote_failed");
     loop {
         let wait = match queue.promote_due().await {
             Ok((moved, next_due)) => {
-                failing = false;
+                outage.recovered();
                 if moved > 0 {
                     tracing::debug!(event = "scheduler.promoted", jobs = moved);
                 }
@@ -124,17 +124,12 @@ async fn promote_loop(queue: Queue, shutdown: Shutdown) {
                     .clamp(PROMOTE_MIN_WAIT, PROMOTE_MAX_WAIT)
             }
             Err(e) => {
-                // Redis being away is already logged by the connection; say it once here.
-                if !failing {
-                    tracing::debug!(event = "scheduler.promote_failed", error = %e);
-                    failing = true;
-                }
+                outage.fail(&e);
                 Duration::from_millis(250)
             }
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.requested() => return,
+        if !shutdown.sleep(wait).await {
+            return;
         }
     }
 }
@@ -142,9 +137,8 @@ async fn promote_loop(queue: Queue, shutdown: Shutdown) {
 async fn reap_loop(queue: Queue, shutdown: Shutdown) {
     loop {
         let jitter = Duration::from_millis(rand::rng().random_range(0..1000));
-        tokio::select! {
-            _ = tokio::time::sleep(REAP_INTERVAL + jitter) => {}
-            _ = shutdown.requested() => return,
+        if !shutdown.sleep(REAP_INTERVAL + jitter).await {
+            return;
         }
         match queue.reap_expired_processes().await {
             Ok(released) => {

@@ -7,6 +7,7 @@
 //! because Heroku may repeat SIGTERM and a second one must not cut the drain short. The deadline
 //! is measured from the first signal, so every component agrees on how long is left.
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -55,6 +56,16 @@ impl Shutdown {
     /// Whether shutdown has begun.
     pub fn is_requested(&self) -> bool {
         self.token.is_cancelled()
+    }
+
+    /// Sleeps for `duration`; false when shutdown began first (the caller should stop).
+    pub async fn sleep(&self, duration: Duration) -> bool {
+        sleep_unless(&self.token, duration).await
+    }
+
+    /// Runs `future` unless shutdown begins first, in which case it is dropped and this is `None`.
+    pub async fn unless_stopped<F: Future>(&self, future: F) -> Option<F::Output> {
+        unless_cancelled(&self.token, future).await
     }
 
     fn started(&self) -> Instant {
@@ -125,6 +136,26 @@ impl Shutdown {
     }
 }
 
+/// Runs `future` unless `token` is cancelled first, in which case it is dropped and this is
+/// `None`. Cancellation wins a tie, so a loop never starts more work once told to stop.
+pub async fn unless_cancelled<F: Future>(
+    token: &CancellationToken,
+    future: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        _ = token.cancelled() => None,
+        output = future => Some(output),
+    }
+}
+
+/// Sleeps for `duration`; false when `token` was cancelled first.
+pub async fn sleep_unless(token: &CancellationToken, duration: Duration) -> bool {
+    unless_cancelled(token, tokio::time::sleep(duration))
+        .await
+        .is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +185,19 @@ mod tests {
         assert!(drain < interrupted && interrupted < release && release < exit);
         assert!(release <= Duration::from_millis(9300), "{release:?}");
         assert!(exit < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn sleeps_and_futures_end_early_at_shutdown() {
+        let shutdown = Shutdown::new(Duration::from_secs(10));
+        assert!(shutdown.sleep(Duration::from_millis(5)).await);
+        assert_eq!(shutdown.unless_stopped(async { 7 }).await, Some(7));
+        let later = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            later.trigger();
+        });
+        assert!(!shutdown.sleep(Duration::from_secs(60)).await);
+        assert_eq!(shutdown.unless_stopped(async { 7 }).await, None);
     }
 }

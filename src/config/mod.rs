@@ -10,11 +10,10 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod parse;
-mod queue_policy;
 mod secrets;
 mod timings;
 
-pub use queue_policy::QueuePolicy;
+pub use crate::worker::QueuePolicy;
 pub use secrets::{redact_url, redis_url_for_client};
 
 use crate::queue::spec::MAX_ATTEMPTS_LIMIT;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use super::queue_policy::QueuePolicy;
 use super::{ConfigError, LogFormat, Role, WORKER_CONCURRENCY_LIMIT};
 use crate::queue::spec::valid_queue_name;
+use crate::worker::QueuePolicy;
 
 pub(super) fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid {

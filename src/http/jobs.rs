@@ -57,8 +57,12 @@ pub async fn enqueue(
         .registry
         .validate(&spec.kind, &spec.args)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    // A kind's own options come between the request's fields and the process's settings.
+    let kind = state.registry.options(&spec.kind).unwrap_or_default();
     let defaults = JobDefaults {
-        max_attempts: state.config.max_attempts,
+        max_attempts: kind.max_attempts.unwrap_or(state.config.max_attempts),
+        queue: kind.queue,
+        timeout: kind.timeout,
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     let job = spec.parse(&defaults, now_ms, idempotency.zip(fingerprint))?;

@@ -4,16 +4,15 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use crate::queue::{Lease, StateField, json_within};
+use super::JobContext;
 
-/// A job kind: typed arguments in, a JSON result out.
+/// A job kind: typed arguments in, a JSON result out; optionally, its own defaults.
 ///
 /// ```
+/// use onedyno::jobs::KindOptions;
 /// use onedyno::{Handler, JobContext, JobError};
 /// use serde::Deserialize;
 /// use serde_json::{Value, json};
@@ -25,6 +24,9 @@ use crate::queue::{Lease, StateField, json_within};
 ///
 /// impl Handler for Welcome {
 ///     type Args = WelcomeArgs;
+///     fn options() -> KindOptions {
+///         KindOptions { queue: Some("mail".into()), ..KindOptions::default() }
+///     }
 ///     async fn run(&self, args: WelcomeArgs, ctx: JobContext) -> Result<Value, JobError> {
 ///         if ctx.is_cancelled() { return Err(JobError::new("cancelled")); }
 ///         Ok(json!({ "sent_to": args.email }))
@@ -35,12 +37,34 @@ pub trait Handler: Send + Sync + 'static {
     /// The arguments, deserialised from the job's `args` (checked when the job is enqueued).
     type Args: DeserializeOwned + Send + 'static;
 
+    /// This kind's defaults for what an enqueue request leaves out (like Sidekiq's
+    /// `sidekiq_options`); none by default, so the process-wide settings apply.
+    fn options() -> KindOptions
+    where
+        Self: Sized,
+    {
+        KindOptions::default()
+    }
+
     /// Runs one attempt. Return early (with an error) when `ctx` is cancelled.
     fn run(
         &self,
         args: Self::Args,
         ctx: JobContext,
     ) -> impl Future<Output = Result<Value, JobError>> + Send;
+}
+
+/// A kind's defaults for a job whose enqueue request leaves the field out. A request's own value
+/// wins, and a field left `None` here falls back to the process-wide setting (`JOB_TIMEOUT`,
+/// `MAX_ATTEMPTS`) or the `default` queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindOptions {
+    /// The queue its jobs go to.
+    pub queue: Option<String>,
+    /// The time limit of one attempt.
+    pub timeout: Option<Duration>,
+    /// Failed attempts allowed before a job is dead.
+    pub max_attempts: Option<u32>,
 }
 
 /// What a handler returns when an attempt fails, and how the job goes on.
@@ -112,89 +136,5 @@ impl fmt::Debug for JobError {
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
     fn from(e: E) -> JobError {
         JobError::new(e.to_string())
-    }
-}
-
-/// What a running job knows about itself, and how it talks back.
-#[derive(Clone)]
-pub struct JobContext {
-    lease: Lease,
-    cancel: CancellationToken,
-}
-
-impl JobContext {
-    pub(crate) fn new(lease: Lease, cancel: CancellationToken) -> JobContext {
-        JobContext { lease, cancel }
-    }
-
-    /// The job's id.
-    pub fn id(&self) -> &str {
-        &self.lease.job().id
-    }
-
-    /// The queue it came from.
-    pub fn queue(&self) -> &str {
-        &self.lease.job().queue
-    }
-
-    /// Which start this is (1 for the first).
-    pub fn attempt(&self) -> u32 {
-        self.lease.job().attempts
-    }
-
-    /// True once the job should stop: shutdown, timeout or `DELETE /jobs/{id}`.
-    pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
-    }
-
-    /// Completes when the job should stop.
-    pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
-    }
-
-    /// The token behind [`JobContext::cancelled`], to hand to other tasks.
-    pub fn cancellation_token(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-
-    /// Sleeps, or returns an error as soon as the job is cancelled.
-    pub async fn sleep(&self, duration: Duration) -> Result<(), JobError> {
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => Ok(()),
-            _ = self.cancel.cancelled() => Err(JobError::new("cancelled")),
-        }
-    }
-
-    /// The state the last attempt saved with [`JobContext::save_checkpoint`], if any.
-    pub fn checkpoint<T: DeserializeOwned>(&self) -> Option<T> {
-        let saved = self.lease.job().checkpoint.clone()?;
-        serde_json::from_value(saved).ok()
-    }
-
-    /// Saves state for the next attempt, so a job interrupted by a deploy, a crash or a timeout
-    /// resumes where it stopped. At most [`crate::queue::CHECKPOINT_MAX_BYTES`] as JSON; a larger
-    /// state is refused with a permanent error.
-    pub async fn save_checkpoint<T: Serialize>(&self, state: &T) -> Result<(), JobError> {
-        self.save(StateField::Checkpoint, state).await
-    }
-
-    /// Reports progress (a number or small JSON), shown in `GET /jobs/{id}`. At most
-    /// [`crate::queue::PROGRESS_MAX_BYTES`] as JSON; a larger report is refused with a permanent
-    /// error.
-    pub async fn progress<T: Serialize>(&self, progress: &T) -> Result<(), JobError> {
-        self.save(StateField::Progress, progress).await
-    }
-
-    async fn save<T: Serialize>(&self, field: StateField, value: &T) -> Result<(), JobError> {
-        let value = serde_json::to_value(value)?;
-        let text = json_within(field.name(), &value, field.max_bytes())
-            .map_err(|e| JobError::permanent(e.to_string()))?;
-        match self.lease.save(field, &text).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(JobError::new(
-                "lease lost: another process owns this job now",
-            )),
-            Err(e) => Err(JobError::new(format!("could not save {field:?}: {e}"))),
-        }
     }
 }

@@ -1,8 +1,9 @@
 //! Job kinds: the [`Handler`] trait, the [`Registry`], and the built-in kinds.
 //!
-//! Adding a kind is one file here (a struct implementing [`Handler`] with typed `Args`) and one
-//! line in [`registry`].
+//! Adding a kind is one file here (a struct implementing [`Handler`] with typed `Args`, and unit
+//! tests run with a [`TestContext`]) and one line in [`registry`].
 
+mod context;
 mod cpu;
 mod echo;
 mod fail;
@@ -12,26 +13,28 @@ mod registry;
 mod sleep;
 mod steps;
 
-pub use handler::{Handler, JobContext, JobError, Retry};
-pub use registry::{KindError, Registry, unknown_kind_message};
+pub use context::{JobContext, Saved, TestContext};
+pub use handler::{Handler, JobError, KindOptions, Retry};
+pub use registry::{DuplicateKind, KindError, Registry, unknown_kind_message};
 
 /// Kinds for demos, load tests and the test suite, registered only with `DEMO_KINDS=true`: a
 /// public app should not let any token holder park workers or burn CPU on request.
 pub const DEMO_KINDS: [&str; 4] = ["sleep", "fail", "steps", "cpu"];
 
 /// The registry this binary runs with: the built-in kinds, the demo kinds when `demo_kinds`
-/// (`DEMO_KINDS`), and yours.
-pub fn registry(demo_kinds: bool) -> Registry {
+/// (`DEMO_KINDS`), and yours. A name registered twice is an error, so the process refuses to start
+/// rather than run one of the two handlers silently.
+pub fn registry(demo_kinds: bool) -> Result<Registry, DuplicateKind> {
     let mut registry = Registry::new();
     registry
-        .register("noop", noop::Noop)
-        .register("echo", echo::Echo);
+        .register("noop", noop::Noop)?
+        .register("echo", echo::Echo)?;
     if demo_kinds {
         registry
-            .register("sleep", sleep::Sleep)
-            .register("fail", fail::Fail)
-            .register("steps", steps::Steps)
-            .register("cpu", cpu::Cpu);
+            .register("sleep", sleep::Sleep)?
+            .register("fail", fail::Fail)?
+            .register("steps", steps::Steps)?
+            .register("cpu", cpu::Cpu)?;
     }
-    registry
+    Ok(registry)
 }

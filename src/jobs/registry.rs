@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::handler::{Handler, JobContext, JobError};
+use super::JobContext;
+use super::handler::{Handler, JobError, KindOptions};
 
 /// Why a job cannot be started or accepted.
 #[derive(Debug, Error, PartialEq)]
@@ -25,6 +26,12 @@ pub enum KindError {
         reason: String,
     },
 }
+
+/// A kind registered twice: a start-up error, as a typo in the registry would otherwise replace
+/// a handler without a word.
+#[derive(Debug, Error, PartialEq)]
+#[error("job kind {0:?} is registered twice")]
+pub struct DuplicateKind(pub String);
 
 /// Why `kind` is unknown, in words a client can act on: a demo kind names the setting that
 /// enables it.
@@ -45,12 +52,21 @@ type Start = Box<
 struct Entry {
     check: fn(&Value) -> Result<(), String>,
     start: Start,
+    options: KindOptions,
 }
 
 /// Job kinds by name.
 #[derive(Default)]
 pub struct Registry {
     kinds: BTreeMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("kinds", &self.kinds())
+            .finish()
+    }
 }
 
 fn check_args<A: serde::de::DeserializeOwned>(args: &Value) -> Result<(), String> {
@@ -63,8 +79,17 @@ impl Registry {
         Registry::default()
     }
 
-    /// Registers `handler` under `kind`, replacing any handler of that name.
-    pub fn register<H: Handler>(&mut self, kind: impl Into<String>, handler: H) -> &mut Registry {
+    /// Registers `handler` under `kind`, with its [`Handler::options`]. A name already taken is
+    /// refused, and the registry keeps the first handler.
+    pub fn register<H: Handler>(
+        &mut self,
+        kind: impl Into<String>,
+        handler: H,
+    ) -> Result<&mut Registry, DuplicateKind> {
+        let kind = kind.into();
+        if self.kinds.contains_key(&kind) {
+            return Err(DuplicateKind(kind));
+        }
         let handler = Arc::new(handler);
         let start: Start = Box::new(move |args, ctx| {
             let args = H::Args::deserialize(args).map_err(|e| e.to_string())?;
@@ -72,13 +97,19 @@ impl Registry {
             Ok(Box::pin(async move { handler.run(args, ctx).await }))
         });
         self.kinds.insert(
-            kind.into(),
+            kind,
             Entry {
                 check: check_args::<H::Args>,
                 start,
+                options: H::options(),
             },
         );
-        self
+        Ok(self)
+    }
+
+    /// `kind`'s defaults for what an enqueue request leaves out, if the kind is registered.
+    pub fn options(&self, kind: &str) -> Option<KindOptions> {
+        self.kinds.get(kind).map(|entry| entry.options.clone())
     }
 
     /// Checks that `kind` exists and `args` fit it.
@@ -123,7 +154,7 @@ mod tests {
 
     #[test]
     fn args_are_checked_against_the_handler_type() {
-        let registry = super::super::registry(true);
+        let registry = super::super::registry(true).unwrap();
         assert_eq!(registry.validate("echo", &json!({"any": [1]})), Ok(()));
         assert_eq!(registry.validate("sleep", &json!({"ms": 5})), Ok(()));
         assert!(matches!(
@@ -142,7 +173,7 @@ mod tests {
 
     #[test]
     fn demo_kinds_are_registered_only_when_asked_and_named_when_missing() {
-        let registry = super::super::registry(false);
+        let registry = super::super::registry(false).unwrap();
         assert_eq!(registry.kinds(), vec!["echo", "noop"]);
         let err = registry
             .validate("sleep", &json!({"ms": 5}))
@@ -157,5 +188,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("DEMO_KINDS"), "{err}");
+    }
+
+    struct Mail;
+
+    impl Handler for Mail {
+        type Args = Value;
+
+        fn options() -> KindOptions {
+            KindOptions {
+                queue: Some("mail".into()),
+                timeout: Some(std::time::Duration::from_secs(20)),
+                max_attempts: None,
+            }
+        }
+
+        async fn run(&self, args: Value, _ctx: JobContext) -> Result<Value, JobError> {
+            Ok(args)
+        }
+    }
+
+    #[test]
+    fn kinds_bring_their_options_and_names_are_taken_once() {
+        let mut registry = Registry::new();
+        registry.register("mail", Mail).unwrap();
+        registry.register("echo", super::super::echo::Echo).unwrap();
+        let mail = registry.options("mail").unwrap();
+        assert_eq!(mail.queue.as_deref(), Some("mail"));
+        assert_eq!(mail.timeout, Some(std::time::Duration::from_secs(20)));
+        assert_eq!(mail.max_attempts, None);
+        assert_eq!(registry.options("echo"), Some(KindOptions::default()));
+        assert_eq!(registry.options("nope"), None);
+        let err = registry.register("mail", Mail).unwrap_err();
+        assert_eq!(err, DuplicateKind("mail".into()));
+        assert!(
+            err.to_string().contains("\"mail\" is registered twice"),
+            "{err}"
+        );
+        assert_eq!(
+            registry.options("mail"),
+            Some(mail),
+            "the first handler stays"
+        );
     }
 }

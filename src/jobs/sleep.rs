@@ -26,3 +26,31 @@ impl Handler for Sleep {
         Ok(json!({ "slept_ms": args.ms }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::jobs::TestContext;
+
+    #[tokio::test]
+    async fn sleeps_as_asked() {
+        let test = TestContext::new();
+        let result = Sleep.run(SleepArgs { ms: 5 }, test.context()).await;
+        assert_eq!(result.unwrap(), json!({ "slept_ms": 5 }));
+    }
+
+    #[tokio::test]
+    async fn returns_early_when_cancelled() {
+        let test = TestContext::new();
+        let ctx = test.context();
+        let started = Instant::now();
+        let sleeping = tokio::spawn(async move { Sleep.run(SleepArgs { ms: 60_000 }, ctx).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        test.cancel();
+        let err = sleeping.await.unwrap().unwrap_err();
+        assert_eq!(err.message(), "cancelled");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -47,3 +47,44 @@ impl Handler for Steps {
         Ok(json!({ "completed": args.steps, "resumed_from": resumed_from }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::TestContext;
+
+    #[tokio::test]
+    async fn resumes_from_its_checkpoint_and_reports_progress() {
+        let test = TestContext::new()
+            .attempt(2)
+            .with_checkpoint(&json!({ "completed": 2 }));
+        let args = StepsArgs {
+            steps: 4,
+            step_ms: 1,
+        };
+        let result = Steps.run(args, test.context()).await.unwrap();
+        assert_eq!(result, json!({ "completed": 4, "resumed_from": 2 }));
+        let saved = test.saved();
+        assert_eq!(
+            saved.progress,
+            vec![
+                json!({ "completed": 3, "steps": 4 }),
+                json!({ "completed": 4, "steps": 4 })
+            ]
+        );
+        assert_eq!(saved.checkpoint, Some(json!({ "completed": 4 })));
+    }
+
+    #[tokio::test]
+    async fn stops_when_cancelled_keeping_what_it_did() {
+        let test = TestContext::new();
+        test.cancel();
+        let args = StepsArgs {
+            steps: 3,
+            step_ms: 60_000,
+        };
+        let err = Steps.run(args, test.context()).await.unwrap_err();
+        assert_eq!(err.message(), "interrupted after 0 steps");
+        assert_eq!(test.saved().checkpoint, None);
+    }
+}

@@ -67,10 +67,14 @@ pub enum SpecError {
 }
 
 /// What a job gets when its spec does not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobDefaults {
-    /// Failed attempts allowed (`MAX_ATTEMPTS`).
+    /// Failed attempts allowed (`MAX_ATTEMPTS`, or the kind's own).
     pub max_attempts: u32,
+    /// The queue when the request names none (the kind's own, else `default`).
+    pub queue: Option<String>,
+    /// The time limit when the request gives none (the kind's own, else `JOB_TIMEOUT` at run time).
+    pub timeout: Option<Duration>,
 }
 
 /// The body of `POST /jobs`. Unknown fields are refused, so a typo is an error, not a default.
@@ -112,7 +116,10 @@ impl JobSpec {
         now_ms: i64,
         idempotency: Option<(String, String)>,
     ) -> Result<NewJob, SpecError> {
-        let queue = self.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_string());
+        let queue = self
+            .queue
+            .or_else(|| defaults.queue.clone())
+            .unwrap_or_else(|| DEFAULT_QUEUE.to_string());
         if !valid_queue_name(&queue) {
             return Err(SpecError::Queue);
         }
@@ -128,6 +135,7 @@ impl JobSpec {
         if timeout.is_some_and(|t| t < MIN_TIMEOUT) {
             return Err(SpecError::TimeoutTooShort);
         }
+        let timeout = timeout.or(defaults.timeout);
         Ok(NewJob {
             id: uuid::Uuid::now_v7().to_string(),
             kind: self.kind,
@@ -176,7 +184,11 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_800_000_000_000;
-    const DEFAULTS: JobDefaults = JobDefaults { max_attempts: 10 };
+    const DEFAULTS: JobDefaults = JobDefaults {
+        max_attempts: 10,
+        queue: None,
+        timeout: None,
+    };
 
     fn spec(body: Value) -> Result<NewJob, SpecError> {
         JobSpec::from_json(body)?.parse(&DEFAULTS, NOW, None)
@@ -278,7 +290,10 @@ mod tests {
 
     #[test]
     fn a_configured_default_out_of_range_is_refused() {
-        let defaults = JobDefaults { max_attempts: 0 };
+        let defaults = JobDefaults {
+            max_attempts: 0,
+            ..DEFAULTS
+        };
         let err = JobSpec::from_json(json!({"kind": "x"}))
             .unwrap()
             .parse(&defaults, NOW, None)
@@ -294,5 +309,31 @@ mod tests {
         assert!(!valid_queue_name("a b"));
         assert!(!valid_queue_name("a}b"));
         assert!(!valid_queue_name(&"q".repeat(65)));
+    }
+
+    #[test]
+    fn a_kinds_own_defaults_fill_what_the_request_leaves_out() {
+        let defaults = JobDefaults {
+            max_attempts: 3,
+            queue: Some("mail".into()),
+            timeout: Some(Duration::from_secs(20)),
+        };
+        let job = JobSpec::from_json(json!({"kind": "x"}))
+            .unwrap()
+            .parse(&defaults, NOW, None)
+            .unwrap();
+        assert_eq!(
+            (job.queue.as_str(), job.max_attempts, job.timeout),
+            ("mail", 3, Some(Duration::from_secs(20)))
+        );
+        let job =
+            JobSpec::from_json(json!({"kind": "x", "queue": "q", "timeout": 1, "max_attempts": 1}))
+                .unwrap()
+                .parse(&defaults, NOW, None)
+                .unwrap();
+        assert_eq!(
+            (job.queue.as_str(), job.max_attempts, job.timeout),
+            ("q", 1, Some(Duration::from_secs(1)))
+        );
     }
 }

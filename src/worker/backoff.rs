@@ -1,4 +1,5 @@
-//! Retry delays: exponential, with jitter, capped.
+//! Delays that grow: a job's retry delays (exponential, with jitter, capped), and [`Doubling`],
+//! the plain doubling wait of a loop that retries a failed Redis call.
 
 use std::time::Duration;
 
@@ -19,6 +20,38 @@ impl Backoff {
         let nominal = self.base.as_secs_f64() * 2f64.powi(exponent);
         let jittered = nominal * rng.random_range(0.75..1.25);
         Duration::from_secs_f64(jittered.min(self.max.as_secs_f64()))
+    }
+}
+
+/// A wait that doubles after each use, up to `max`, and starts over on [`Doubling::reset`]: how
+/// long a loop waits before trying a failed call again, so an outage is not hammered.
+#[derive(Debug, Clone, Copy)]
+pub struct Doubling {
+    first: Duration,
+    current: Duration,
+    max: Duration,
+}
+
+impl Doubling {
+    /// Waits `first`, then twice as long each time, never more than `max`.
+    pub fn new(first: Duration, max: Duration) -> Doubling {
+        Doubling {
+            first,
+            current: first.min(max),
+            max,
+        }
+    }
+
+    /// The wait to use now; the next one is twice as long.
+    pub fn next_wait(&mut self) -> Duration {
+        let now = self.current;
+        self.current = (self.current * 2).min(self.max);
+        now
+    }
+
+    /// Starts over from the first wait (the call succeeded).
+    pub fn reset(&mut self) {
+        self.current = self.first.min(self.max);
     }
 }
 
@@ -59,5 +92,16 @@ mod tests {
         };
         let d = backoff.delay(1, &mut rand::rng());
         assert!(d >= Duration::from_millis(75) && d < Duration::from_millis(125));
+    }
+
+    #[test]
+    fn doubling_doubles_up_to_its_cap_and_starts_over() {
+        let mut wait = Doubling::new(Duration::from_millis(100), Duration::from_millis(500));
+        let waits: Vec<u64> = (0..5)
+            .map(|_| wait.next_wait().as_millis() as u64)
+            .collect();
+        assert_eq!(waits, vec![100, 200, 400, 500, 500]);
+        wait.reset();
+        assert_eq!(wait.next_wait(), Duration::from_millis(100));
     }
 }

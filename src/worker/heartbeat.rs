@@ -15,13 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::running::StopReason;
-use crate::queue::{HeldJob, Registration, RequeueOutcome};
+use crate::queue::{Beat, HeldJob, QueueError, Registration, RequeueOutcome};
+use crate::shutdown::{sleep_unless, unless_cancelled};
+use crate::telemetry::Outage;
 
 /// How often the heartbeat is renewed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -32,102 +34,159 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// When this long has passed since the last renewal was sent, the leases are treated as lost.
 const LEASE_SAFETY: Duration = Duration::from_secs(12);
 
+/// Keeps the heartbeat until `stop`.
 pub(super) async fn run(worker: Arc<Worker>, stop: CancellationToken) {
-    let info = json!({
-        "process": worker.process,
-        "concurrency": worker.settings.concurrency,
-        "queues": worker.settings.queues.names(),
-        "pid": std::process::id(),
-    });
-    let mut registered = false;
-    // When the last successful renewal was sent: its TTL runs from about then.
-    let mut last_renewal = Instant::now();
-    let mut leases_void = false;
-    let mut failing = false;
-    let mut unowned_before: HashSet<(String, String)> = HashSet::new();
+    let mut heartbeat = Heartbeat::new(worker);
     loop {
-        if leases_void {
-            // The stopped jobs still sit in this process's in-flight list under void leases: put
-            // them back and start over with a fresh registration. Fetching stays paused until then.
-            let released = tokio::select! {
-                r = worker.queue.release_process(&worker.process) => r,
-                _ = stop.cancelled() => return,
-            };
-            match released {
-                Ok(requeued) => {
-                    tracing::info!(event = "worker.released", process = %worker.process, requeued);
-                    leases_void = false;
-                    registered = false;
-                    unowned_before.clear();
-                    worker.fetch_paused.store(false, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    tracing::warn!(event = "worker.release_failed", error = %e);
-                    tokio::select! {
-                        _ = tokio::time::sleep(RETRY_INTERVAL) => continue,
-                        _ = stop.cancelled() => return,
+        if heartbeat.leases_void {
+            match unless_cancelled(&stop, heartbeat.release_void_leases()).await {
+                None => return,
+                Some(true) => {}
+                Some(false) => {
+                    if !sleep_unless(&stop, RETRY_INTERVAL).await {
+                        return;
                     }
+                    continue;
                 }
             }
         }
-        let lease_deadline = last_renewal + LEASE_SAFETY;
         let sent = Instant::now();
-        let registration = if registered {
+        let Some(beat) = unless_cancelled(&stop, heartbeat.beat()).await else {
+            return;
+        };
+        let wait = heartbeat.handle(beat, sent).await;
+        if !sleep_unless(&stop, wait).await {
+            return;
+        }
+    }
+}
+
+/// The heartbeat's state between beats.
+struct Heartbeat {
+    worker: Arc<Worker>,
+    /// What the heartbeat key says about this process.
+    info: Value,
+    registered: bool,
+    /// When the last successful renewal was sent: its TTL runs from about then.
+    last_renewal: Instant,
+    /// The running jobs were stopped because the registration may have expired; their leases
+    /// still sit in the in-flight list and fetching is paused until they are released.
+    leases_void: bool,
+    outage: Outage,
+    /// Held jobs no runner here owned at the previous beat.
+    unowned_before: HashSet<(String, String)>,
+}
+
+impl Heartbeat {
+    fn new(worker: Arc<Worker>) -> Heartbeat {
+        let info = json!({
+            "process": worker.process,
+            "concurrency": worker.settings.concurrency,
+            "queues": worker.settings.queues.names(),
+            "pid": std::process::id(),
+        });
+        Heartbeat {
+            worker,
+            info,
+            registered: false,
+            last_renewal: Instant::now(),
+            leases_void: false,
+            outage: Outage::new("worker.heartbeat_failed", "worker.heartbeat_recovered"),
+            unowned_before: HashSet::new(),
+        }
+    }
+
+    /// Puts back the jobs stopped under void leases, so that a fresh registration starts clean
+    /// and fetching resumes. Returns false when Redis did not take it (try again later).
+    async fn release_void_leases(&mut self) -> bool {
+        let worker = &self.worker;
+        match worker.queue.release_process(&worker.process).await {
+            Ok(requeued) => {
+                tracing::info!(event = "worker.released", process = %worker.process, requeued);
+                self.leases_void = false;
+                self.registered = false;
+                self.unowned_before.clear();
+                worker.fetch_paused.store(false, Ordering::SeqCst);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(event = "worker.release_failed", error = %e);
+                false
+            }
+        }
+    }
+
+    /// One renewal, raced against the lease deadline while registered (`None` if the deadline
+    /// came first).
+    async fn beat(&self) -> Option<Result<Beat, QueueError>> {
+        let worker = &self.worker;
+        let registration = if self.registered {
             Registration::Renewal
         } else {
             Registration::First
         };
-        let beat = tokio::select! {
-            r = worker.queue.heartbeat(&worker.process, HEARTBEAT_TTL, &info, registration) => Some(r),
-            _ = tokio::time::sleep_until(lease_deadline), if registered => None,
-            _ = stop.cancelled() => return,
-        };
-        let wait = match beat {
+        let renewal =
+            worker
+                .queue
+                .heartbeat(&worker.process, HEARTBEAT_TTL, &self.info, registration);
+        if !self.registered {
+            return Some(renewal.await);
+        }
+        tokio::time::timeout_at(self.last_renewal + LEASE_SAFETY, renewal)
+            .await
+            .ok()
+    }
+
+    /// Acts on what a beat sent at `sent` learned; returns how long to wait for the next one.
+    async fn handle(&mut self, beat: Option<Result<Beat, QueueError>>, sent: Instant) -> Duration {
+        match beat {
             Some(Ok(beat)) if beat.reaped => {
-                let stopped = worker.running.stop_all(StopReason::LeaseLost);
-                tracing::warn!(event = "worker.reaped", process = %worker.process, stopped);
-                registered = false;
-                unowned_before.clear();
+                let stopped = self.worker.running.stop_all(StopReason::LeaseLost);
+                tracing::warn!(event = "worker.reaped", process = %self.worker.process, stopped);
+                self.registered = false;
+                self.unowned_before.clear();
                 RETRY_INTERVAL
             }
             Some(Ok(beat)) => {
-                if !registered {
-                    tracing::info!(event = "worker.registered", process = %worker.process);
-                }
-                if failing {
-                    tracing::info!(event = "worker.heartbeat_recovered");
-                    failing = false;
-                }
-                registered = true;
-                last_renewal = sent;
-                for id in beat.cancelled {
-                    if worker.running.stop(&id, StopReason::Cancelled) {
-                        tracing::info!(event = "job.cancel_requested", job_id = %id);
-                    }
-                }
-                unowned_before = put_back_unowned(&worker, beat.held, &unowned_before).await;
+                self.renewed(beat, sent).await;
                 HEARTBEAT_INTERVAL
             }
-            failed => {
-                if let Some(Err(e)) = failed {
-                    // Once per outage: the connection task already logs every reconnection attempt.
-                    if !failing {
-                        tracing::warn!(event = "worker.heartbeat_failed", error = %e);
-                        failing = true;
-                    }
-                }
-                if registered && Instant::now() >= lease_deadline {
-                    worker.fetch_paused.store(true, Ordering::SeqCst);
-                    let stopped = worker.running.stop_all(StopReason::LeaseLost);
-                    tracing::warn!(event = "worker.leases_lost", stopped);
-                    leases_void = true;
-                }
+            Some(Err(e)) => {
+                self.outage.fail(&e);
+                self.void_leases_if_expired();
                 RETRY_INTERVAL
             }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
+            None => {
+                self.void_leases_if_expired();
+                RETRY_INTERVAL
+            }
+        }
+    }
+
+    async fn renewed(&mut self, beat: Beat, sent: Instant) {
+        let worker = &self.worker;
+        if !self.registered {
+            tracing::info!(event = "worker.registered", process = %worker.process);
+        }
+        self.outage.recovered();
+        self.registered = true;
+        self.last_renewal = sent;
+        for id in beat.cancelled {
+            if worker.running.stop(&id, StopReason::Cancelled) {
+                tracing::info!(event = "job.cancel_requested", job_id = %id);
+            }
+        }
+        self.unowned_before = put_back_unowned(worker, beat.held, &self.unowned_before).await;
+    }
+
+    /// Once the registration may have expired, others may run this process's jobs: stop them
+    /// and fetch nothing until they are released.
+    fn void_leases_if_expired(&mut self) {
+        if self.registered && Instant::now() >= self.last_renewal + LEASE_SAFETY {
+            self.worker.fetch_paused.store(true, Ordering::SeqCst);
+            let stopped = self.worker.running.stop_all(StopReason::LeaseLost);
+            tracing::warn!(event = "worker.leases_lost", stopped);
+            self.leases_void = true;
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod backoff;
 mod heartbeat;
+mod queue_policy;
 mod runner;
 mod running;
 
@@ -14,16 +15,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, Doubling};
+pub use queue_policy::QueuePolicy;
 pub use running::{JobStop, RunningJobs, StopReason};
 
-use crate::config::QueuePolicy;
 use crate::jobs::Registry;
-use crate::queue::{Fetched, Queue, QueueEvent};
+use crate::queue::{Fetched, Queue, QueueError, QueueEvent};
 use crate::shutdown::Shutdown;
+use crate::telemetry::Outage;
 
 /// How long an idle fetcher waits before looking again when no wake-up arrives.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -138,16 +140,14 @@ async fn fetch_loop(
     permits: &Arc<Semaphore>,
     wake: &Notify,
 ) {
-    let mut failing = false;
-    let mut error_delay = Duration::from_millis(100);
+    let mut outage = Outage::new("worker.fetch_failed", "worker.fetch_recovered");
+    let mut error_wait = Doubling::new(Duration::from_millis(200), Duration::from_secs(2));
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.requested() => return,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+        let Some(Ok(first)) = shutdown
+            .unless_stopped(permits.clone().acquire_owned())
+            .await
+        else {
+            return;
         };
         let mut slots = vec![first];
         while let Ok(permit) = permits.clone().try_acquire_owned() {
@@ -155,51 +155,64 @@ async fn fetch_loop(
         }
         if worker.fetch_paused.load(Ordering::SeqCst) {
             drop(slots);
-            tokio::select! {
-                _ = shutdown.requested() => return,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+            if !shutdown.sleep(Duration::from_millis(200)).await {
+                return;
             }
+            continue;
         }
-        let order = worker.settings.queues.fetch_order();
-        // The fetch itself is not raced against shutdown: a job moved into the in-flight list is
-        // either run here or released by the drain, never dropped halfway.
-        let idle_wait = match worker
-            .queue
-            .fetch(&worker.process, &order, slots.len())
-            .await
-        {
-            Ok(Fetched::Jobs(leases)) => {
-                if failing {
-                    tracing::info!(event = "worker.fetch_recovered");
-                    failing = false;
-                    error_delay = Duration::from_millis(100);
-                }
-                let empty = leases.is_empty();
-                for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
-                    tokio::spawn(runner::run(worker.clone(), lease, permit));
-                }
-                if !empty {
-                    continue;
-                }
-                IDLE_POLL
-            }
-            Ok(Fetched::Unregistered) => Duration::from_millis(200),
+        let fetched = fetch(worker, &mut slots).await;
+        if matches!(fetched, Ok(Fetch::Started | Fetch::Empty)) && outage.recovered() {
+            error_wait.reset();
+        }
+        let idle_wait = match fetched {
+            Ok(Fetch::Started) => continue,
+            Ok(Fetch::Empty) => IDLE_POLL,
+            Ok(Fetch::Unregistered) => Duration::from_millis(200),
             Err(e) => {
-                if !failing {
-                    tracing::warn!(event = "worker.fetch_failed", error = %e);
-                    failing = true;
-                }
-                error_delay = (error_delay * 2).min(Duration::from_secs(2));
-                error_delay
+                outage.fail(&e);
+                error_wait.next_wait()
             }
         };
         drop(slots);
-        tokio::select! {
-            biased;
-            _ = shutdown.requested() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(idle_wait) => {}
+        // A wake-up (a job was enqueued) ends the wait early.
+        let waited = tokio::time::timeout(idle_wait, wake.notified());
+        if shutdown.unless_stopped(waited).await.is_none() {
+            return;
         }
+    }
+}
+
+/// What one fetch did.
+enum Fetch {
+    /// Jobs came and their runners started: fetch again at once.
+    Started,
+    /// No queue had a job.
+    Empty,
+    /// This process is not registered yet (or was reaped): wait for the heartbeat.
+    Unregistered,
+}
+
+/// Fetches at most one job per slot and starts a runner for each, handing it a slot.
+async fn fetch(
+    worker: &Arc<Worker>,
+    slots: &mut Vec<OwnedSemaphorePermit>,
+) -> Result<Fetch, QueueError> {
+    let order = worker.settings.queues.fetch_order();
+    // The fetch itself is not raced against shutdown: a job moved into the in-flight list is
+    // either run here or released by the drain, never dropped halfway.
+    match worker
+        .queue
+        .fetch(&worker.process, &order, slots.len())
+        .await?
+    {
+        Fetched::Jobs(leases) if leases.is_empty() => Ok(Fetch::Empty),
+        Fetched::Jobs(leases) => {
+            for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
+                tokio::spawn(runner::run(worker.clone(), lease, permit));
+            }
+            Ok(Fetch::Started)
+        }
+        Fetched::Unregistered => Ok(Fetch::Unregistered),
     }
 }
 

@@ -11,19 +11,24 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use super::Worker;
+use super::backoff::Doubling;
 use super::running::{JobStop, StopReason};
 use crate::jobs::{JobContext, KindError, Retry};
 use crate::queue::{
-    ERROR_MAX_BYTES, FailOutcome, Lease, NextAttempt, RESULT_MAX_BYTES, RequeueOutcome,
+    ERROR_MAX_BYTES, FailOutcome, Lease, NextAttempt, QueueError, RESULT_MAX_BYTES, RequeueOutcome,
     json_within, truncate,
 };
+use crate::shutdown::unless_cancelled;
+use crate::telemetry::panic_message;
 
 /// How long a stopped handler may take to return before it is aborted.
 const STOP_GRACE: Duration = Duration::from_millis(500);
-/// The longest wait before a retry, whatever a handler asks (keeps due times representable).
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+/// The longest wait before a retry, whatever a handler asks: the same bound as a new job's
+/// `delay`, which keeps due times representable.
+const MAX_RETRY_DELAY: Duration = crate::queue::spec::MAX_DELAY;
 
 /// How an attempt ended.
 enum Outcome {
@@ -39,21 +44,54 @@ enum Outcome {
     Abandon,
 }
 
-/// Runs `lease`'s job and writes its outcome; the permit is held until then.
+/// What was written for an attempt; logged as `status=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Succeeded,
+    /// Failed, and will run again after this long.
+    Retrying(Duration),
+    Dead,
+    Cancelled,
+    /// Given back to the front of its queue, not counted as a failure.
+    Requeued,
+    /// The lease was void when the outcome arrived: nothing was written.
+    LeaseLost,
+}
+
+impl Written {
+    fn status(self) -> &'static str {
+        match self {
+            Written::Succeeded => "succeeded",
+            Written::Retrying(_) => "retrying",
+            Written::Dead => "dead",
+            Written::Cancelled => "cancelled",
+            Written::Requeued => "requeued",
+            Written::LeaseLost => "lease_lost",
+        }
+    }
+}
+
+/// Runs `lease`'s job and writes its outcome; the permit is held until then. Everything the
+/// attempt logs, the handler included, is inside its `job` span.
 pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphorePermit) {
     let job = lease.job();
-    let stop = worker.running.insert(&job.id, lease.token());
-    let started = Instant::now();
-    tracing::info!(
-        event = "job.started",
+    let span = tracing::info_span!(
+        "job",
         job_id = %job.id,
         kind = %job.kind,
         queue = %job.queue,
         attempt = job.attempts
     );
-    let outcome = bounded(attempt(&worker, &lease, &stop).await);
-    write_outcome(&worker, &lease, &stop, outcome, started).await;
-    worker.running.remove(&job.id, &stop);
+    async {
+        let stop = worker.running.insert(&job.id, lease.token());
+        let started = Instant::now();
+        tracing::info!(event = "job.started");
+        let outcome = bounded(attempt(&worker, &lease, &stop).await);
+        write_outcome(&worker, &lease, &stop, outcome, started).await;
+        worker.running.remove(&job.id, &stop);
+    }
+    .instrument(span)
+    .await;
     drop(permit);
 }
 
@@ -77,15 +115,18 @@ async fn attempt(worker: &Worker, lease: &Lease, stop: &JobStop) -> Outcome {
         }
     };
     let timeout = job.timeout.unwrap_or(worker.settings.job_timeout);
-    let mut handle = worker.jobs_runtime.spawn(future);
-    let joined = tokio::select! {
-        joined = &mut handle => Some(joined),
-        _ = tokio::time::sleep(timeout) => {
-            stop.stop(StopReason::TimedOut);
-            None
-        }
-        _ = stop.token().cancelled() => None,
-    };
+    let mut handle = worker
+        .jobs_runtime
+        .spawn(future.instrument(tracing::Span::current()));
+    let joined =
+        match unless_cancelled(stop.token(), tokio::time::timeout(timeout, &mut handle)).await {
+            Some(Ok(joined)) => Some(joined),
+            Some(Err(_elapsed)) => {
+                stop.stop(StopReason::TimedOut);
+                None
+            }
+            None => None,
+        };
     let reason = stop.reason();
     let joined = match (joined, reason) {
         (Some(joined), _) => Some(joined),
@@ -142,18 +183,10 @@ fn joined_outcome(
             message: e.message().to_string(),
             retry: e.retry(),
         },
-        Err(e) if e.is_panic() => {
-            let panic = e.into_panic();
-            let text = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic".to_string());
-            Outcome::Failed {
-                message: format!("panicked: {text}"),
-                retry: Retry::Backoff,
-            }
-        }
+        Err(e) if e.is_panic() => Outcome::Failed {
+            message: format!("panicked: {}", panic_message(e.into_panic().as_ref())),
+            retry: Retry::Backoff,
+        },
         Err(_) => Outcome::Release,
     }
 }
@@ -167,98 +200,107 @@ async fn write_outcome(
     outcome: Outcome,
     started: Instant,
 ) {
-    let job = lease.job();
     let duration_ms = started.elapsed().as_millis() as u64;
     // Decided once, so every try of the write asks for the same retry delay.
     let next = match &outcome {
-        Outcome::Failed { retry, .. } => Some(match retry {
-            Retry::Never => NextAttempt::Never,
-            Retry::After(d) => NextAttempt::RetryAfter((*d).min(MAX_RETRY_DELAY)),
-            Retry::Backoff => NextAttempt::RetryAfter(
-                worker
-                    .settings
-                    .backoff
-                    .delay(job.failures + 1, &mut rand::rng())
-                    .min(MAX_RETRY_DELAY),
-            ),
-        }),
+        Outcome::Failed { retry, .. } => Some(next_attempt(worker, lease, *retry)),
         _ => None,
     };
-    let mut delay = Duration::from_millis(100);
+    let mut wait = Doubling::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         if stop.reason() == Some(StopReason::LeaseLost) || matches!(outcome, Outcome::Abandon) {
             tracing::warn!(
                 event = "job.abandoned",
-                job_id = %job.id,
-                kind = %job.kind,
-                queue = %job.queue,
-                attempt = job.attempts,
                 duration_ms,
                 "lease lost; another process will run it"
             );
             return;
         }
-        let written = match (&outcome, next) {
-            (Outcome::Succeeded(value), _) => lease
-                .ack(value)
-                .await
-                .map(|applied| if applied { "succeeded" } else { "lease_lost" }),
-            (Outcome::Failed { message, .. }, Some(next)) => {
-                lease.fail(message, next).await.map(|o| match o {
-                    FailOutcome::Retrying => "retrying",
-                    FailOutcome::Dead => "dead",
-                    FailOutcome::Cancelled => "cancelled",
-                    FailOutcome::LeaseLost => "lease_lost",
-                })
-            }
-            _ => lease.requeue().await.map(|o| match o {
-                RequeueOutcome::Queued => {
+        match write(lease, &outcome, next).await {
+            Ok(written) => {
+                if written == Written::Requeued {
                     worker.requeued.fetch_add(1, Ordering::Relaxed);
-                    "requeued"
                 }
-                RequeueOutcome::Cancelled => "cancelled",
-                RequeueOutcome::LeaseLost => "lease_lost",
-            }),
-        };
-        match written {
-            Ok(status) => {
-                let error = match &outcome {
-                    Outcome::Failed { message, .. } => Some(message.as_str()),
-                    _ => None,
-                };
-                let retry_in_ms = match next {
-                    Some(NextAttempt::RetryAfter(d)) if status == "retrying" => {
-                        Some(d.as_millis() as u64)
-                    }
-                    _ => None,
-                };
-                tracing::info!(
-                    event = "job.finished",
-                    job_id = %job.id,
-                    kind = %job.kind,
-                    queue = %job.queue,
-                    attempt = job.attempts,
-                    duration_ms,
-                    status,
-                    retry_in_ms,
-                    error
-                );
+                log_finished(written, &outcome, duration_ms);
                 return;
             }
             Err(e) if e.is_transient() => {
+                let delay = wait.next_wait();
                 tracing::warn!(
                     event = "job.outcome_unwritten",
-                    job_id = %job.id,
                     retry_in_ms = delay.as_millis() as u64,
                     error = %e
                 );
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                tracing::error!(event = "job.outcome_unwritten", job_id = %job.id, error = %e);
+                tracing::error!(event = "job.outcome_unwritten", error = %e);
                 return;
             }
         }
+    }
+}
+
+fn log_finished(written: Written, outcome: &Outcome, duration_ms: u64) {
+    let error = match outcome {
+        Outcome::Failed { message, .. } => Some(message.as_str()),
+        _ => None,
+    };
+    let retry_in_ms = match written {
+        Written::Retrying(d) => Some(d.as_millis() as u64),
+        _ => None,
+    };
+    tracing::info!(
+        event = "job.finished",
+        duration_ms,
+        status = written.status(),
+        retry_in_ms,
+        error
+    );
+}
+
+/// When a failed job runs again, if ever.
+fn next_attempt(worker: &Worker, lease: &Lease, retry: Retry) -> NextAttempt {
+    match retry {
+        Retry::Never => NextAttempt::Never,
+        Retry::After(d) => NextAttempt::RetryAfter(d.min(MAX_RETRY_DELAY)),
+        Retry::Backoff => NextAttempt::RetryAfter(
+            worker
+                .settings
+                .backoff
+                .delay(lease.job().failures + 1, &mut rand::rng())
+                .min(MAX_RETRY_DELAY),
+        ),
+    }
+}
+
+/// One try at writing `outcome` through the lease.
+async fn write(
+    lease: &Lease,
+    outcome: &Outcome,
+    next: Option<NextAttempt>,
+) -> Result<Written, QueueError> {
+    match (outcome, next) {
+        (Outcome::Succeeded(value), _) => Ok(if lease.ack(value).await? {
+            Written::Succeeded
+        } else {
+            Written::LeaseLost
+        }),
+        (Outcome::Failed { message, .. }, Some(next)) => {
+            Ok(match lease.fail(message, next).await? {
+                FailOutcome::Retrying => Written::Retrying(match next {
+                    NextAttempt::RetryAfter(d) => d,
+                    NextAttempt::Never => Duration::ZERO,
+                }),
+                FailOutcome::Dead => Written::Dead,
+                FailOutcome::Cancelled => Written::Cancelled,
+                FailOutcome::LeaseLost => Written::LeaseLost,
+            })
+        }
+        _ => Ok(match lease.requeue().await? {
+            RequeueOutcome::Queued => Written::Requeued,
+            RequeueOutcome::Cancelled => Written::Cancelled,
+            RequeueOutcome::LeaseLost => Written::LeaseLost,
+        }),
     }
 }

@@ -1,4 +1,4 @@
-//! `QUEUES` as a policy: strict priority or weighted draws.
+//! The queues a worker process works, and the order in which one fetch tries them (`QUEUES`).
 
 /// How the worker pool chooses among its queues.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,28 +2,33 @@
 //!
 //! A logfmt line reads `at=info event=job.finished job_id=... status=succeeded`: the level first,
 //! then the event's fields in the order they were written, values quoted only when they must be.
+//! An event inside a span (a job's attempt runs in a `job` span) carries the current span's fields
+//! too, right after its `event=` field in logfmt and as top-level keys in JSON, so every line of
+//! an attempt names its job without each event repeating it.
+
+mod logfmt;
+mod outage;
 
 use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, prelude::*};
 
+pub use logfmt::{Logfmt, LogfmtFields, logfmt_value};
+pub use outage::Outage;
+
 use crate::config::LogFormat;
+use logfmt::push_value;
 
 /// Installs the global subscriber, and a panic hook that logs panics as events. Call once,
 /// first thing in `main`.
 pub fn init(filter: &str, format: LogFormat) {
     std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = panic_message(info.payload());
         let location = info.location().map(|l| l.to_string()).unwrap_or_default();
         let thread = std::thread::current()
             .name()
@@ -37,6 +42,7 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Logfmt => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .fmt_fields(LogfmtFields)
                     .event_format(ProtocolErrorsAsWarn {
                         inner: Logfmt,
                         format,
@@ -55,6 +61,15 @@ pub fn init(filter: &str, format: LogFormat) {
             )
             .init(),
     }
+}
+
+/// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".to_string())
 }
 
 /// actix-http's HTTP/1 dispatcher logs at `error` (`stream error: ...`) what any client can cause:
@@ -86,7 +101,10 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         if !is_protocol_error(event.metadata()) {
-            return self.inner.format_event(ctx, writer, event);
+            return match self.format {
+                LogFormat::Logfmt => self.inner.format_event(ctx, writer, event),
+                LogFormat::Json => json_with_span_fields(&self.inner, ctx, writer, event),
+            };
         }
         let mut message = String::new();
         event.record(&mut MessageVisitor(&mut message));
@@ -118,6 +136,45 @@ where
     }
 }
 
+/// The current span's fields as its field formatter wrote them, if the event is inside a span.
+pub(crate) fn current_span_fields<S, N>(ctx: &FmtContext<'_, S, N>) -> Option<String>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let span = ctx.lookup_current()?;
+    let extensions = span.extensions();
+    let fields = &extensions.get::<FormattedFields<N>>()?.fields;
+    Some(fields.clone())
+}
+
+/// Writes `inner`'s JSON line with the current span's fields as top-level keys. tracing's JSON
+/// layer can only nest them under `"span"`, and a drain's query for `job_id` should not depend on
+/// which event it looks at.
+fn json_with_span_fields<S, N, F>(
+    inner: &F,
+    ctx: &FmtContext<'_, S, N>,
+    mut writer: Writer<'_>,
+    event: &Event<'_>,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    // JsonFields writes a span's fields as one JSON object, `{"job_id":"...",...}`.
+    let Some(fields) = current_span_fields(ctx).filter(|f| f.starts_with('{') && f.len() > 2)
+    else {
+        return inner.format_event(ctx, writer, event);
+    };
+    let mut line = String::new();
+    inner.format_event(ctx, Writer::new(&mut line), event)?;
+    match line.trim_end().strip_suffix('}') {
+        Some(head) => writeln!(writer, "{head},{}", &fields[1..]),
+        None => writer.write_str(&line),
+    }
+}
+
 struct MessageVisitor<'a>(&'a mut String);
 
 impl Visit for MessageVisitor<'_> {
@@ -128,140 +185,53 @@ impl Visit for MessageVisitor<'_> {
     }
 }
 
-/// A `FormatEvent` that writes one logfmt line per event.
-pub struct Logfmt;
-
-impl<S, N> FormatEvent<S, N> for Logfmt
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let level = event.metadata().level().as_str().to_ascii_lowercase();
-        let mut line = format!("at={level}");
-        event.record(&mut LogfmtVisitor { line: &mut line });
-        writeln!(writer, "{line}")
-    }
-}
-
-struct LogfmtVisitor<'a> {
-    line: &'a mut String,
-}
-
-impl LogfmtVisitor<'_> {
-    fn push(&mut self, key: &str, value: &str) {
-        // Metric lines carry l2met `sample#name=value` pairs, written as they are.
-        if key == "l2met" {
-            self.line.push(' ');
-            self.line.push_str(value);
-            return;
-        }
-        let key = if key == "message" { "msg" } else { key };
-        self.line.push(' ');
-        self.line.push_str(key);
-        self.line.push('=');
-        push_value(self.line, value);
-    }
-}
-
-impl Visit for LogfmtVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field.name(), value);
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field.name(), &format!("{value:?}"));
-    }
-}
-
-/// `value` as a logfmt value: bare when it can be, quoted and escaped when it must be.
-pub fn logfmt_value(value: &str) -> String {
-    let mut out = String::new();
-    push_value(&mut out, value);
-    out
-}
-
-/// Appends `value`, quoted and escaped only when it holds spaces, quotes, `=` or control characters.
-fn push_value(line: &mut String, value: &str) {
-    let needs_quotes = value.is_empty()
-        || value
-            .chars()
-            .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control());
-    if !needs_quotes {
-        line.push_str(value);
-        return;
-    }
-    line.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => line.push_str("\\\""),
-            '\\' => line.push_str("\\\\"),
-            '\n' => line.push_str("\\n"),
-            '\r' => line.push_str("\\r"),
-            '\t' => line.push_str("\\t"),
-            c if c.is_control() => line.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => line.push(c),
-        }
-    }
-    line.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn value(v: &str) -> String {
-        logfmt_value(v)
-    }
+    #[derive(Clone, Default)]
+    pub(super) struct Buffer(pub(super) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-    #[test]
-    fn plain_values_stay_bare_and_others_are_quoted() {
-        assert_eq!(value("succeeded"), "succeeded");
-        assert_eq!(value("0190-ab:c/d"), "0190-ab:c/d");
-        assert_eq!(value(""), "\"\"");
-        assert_eq!(value("two words"), "\"two words\"");
-        assert_eq!(value("a=b"), "\"a=b\"");
-        assert_eq!(value("say \"hi\"\nbye"), "\"say \\\"hi\\\"\\nbye\"");
-    }
-
-    #[test]
-    fn an_event_becomes_one_logfmt_line() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buffer(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
         }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buffer {
+        pub(super) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_span_fields_at_the_top_level() {
         let buffer = Buffer::default();
         let sink = buffer.clone();
+        let format = LogFormat::Json;
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
-                .event_format(Logfmt)
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .map_event_format(|inner| ProtocolErrorsAsWarn { inner, format })
                 .with_writer(move || sink.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(
-                event = "job.finished",
-                job_id = "j1",
-                attempt = 2,
-                "all done"
-            );
+            let span = tracing::info_span!("job", job_id = "j1", kind = "echo", attempt = 3);
+            let _entered = span.enter();
+            tracing::info!(event = "job.finished", status = "dead");
         });
-        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(
-            out,
-            "at=info msg=\"all done\" event=job.finished job_id=j1 attempt=2\n"
-        );
+        let line: serde_json::Value = serde_json::from_str(buffer.text().trim()).unwrap();
+        assert_eq!(line["event"], "job.finished");
+        assert_eq!(line["status"], "dead");
+        assert_eq!(line["job_id"], "j1");
+        assert_eq!(line["kind"], "echo");
+        assert_eq!(line["attempt"], 3);
+        assert!(line.get("span").is_none(), "{line}");
     }
 }
