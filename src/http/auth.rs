@@ -18,7 +18,7 @@ fn is_public(path: &str) -> bool {
 }
 
 /// Rejects a request that is not authorised, before any handler runs.
-pub async fn authorize(
+pub(super) async fn authorize(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {

@@ -13,7 +13,7 @@ use super::ApiError;
 
 /// Reads the body as JSON, never holding more than `limit` bytes, and giving up with 408 when it
 /// has not all arrived within `timeout`.
-pub async fn read_json(
+pub(super) async fn read_json(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
@@ -84,7 +84,7 @@ fn is_json(req: &HttpRequest) -> bool {
 }
 
 /// Serialises JSON with object keys sorted, so two requests that mean the same compare equal.
-pub fn canonical(value: &Value) -> String {
+pub(super) fn canonical(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
     out

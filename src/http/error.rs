@@ -10,7 +10,7 @@ use crate::queue::QueueError;
 use crate::queue::spec::SpecError;
 
 /// The cause of an internal error, kept for the log.
-pub type Source = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type Source = Box<dyn std::error::Error + Send + Sync>;
 
 /// Seconds a client is told to wait when Redis is unavailable.
 const RETRY_AFTER_SECS: &str = "2";

@@ -11,7 +11,7 @@ use crate::queue::QueueError;
 /// Why the process is not healthy. The body carries only this short, fixed reason: `/health` is
 /// public, and Redis's own error text (`NOAUTH ...`, host names) is for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unhealthy {
+pub(super) enum Unhealthy {
     /// Shutting down.
     Draining,
     /// Redis does not answer.
@@ -58,7 +58,7 @@ impl Unhealthy {
 
 /// Liveness and Redis status. Public (no token), and answers even while Redis is away. The check
 /// is a small write, so a Redis that answers PING but refuses writes (full) counts as down.
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.shutdown.is_requested() {
         return Unhealthy::Draining.response();
     }

@@ -36,7 +36,7 @@ fn location(id: &str) -> (header::HeaderName, String) {
 }
 
 /// `POST /jobs`: 202 once the job is stored in Redis; 200 for a repeated `Idempotency-Key`.
-pub async fn enqueue(
+pub(super) async fn enqueue(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -109,7 +109,7 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// `GET /jobs/{id}`.
-pub async fn get(
+pub(super) async fn get(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -119,7 +119,7 @@ pub async fn get(
 }
 
 /// `DELETE /jobs/{id}`: cancel.
-pub async fn cancel(
+pub(super) async fn cancel(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -140,7 +140,7 @@ pub async fn cancel(
 }
 
 /// `POST /jobs/{id}/retry`: run a dead or cancelled job again.
-pub async fn retry(
+pub(super) async fn retry(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -170,14 +170,14 @@ pub async fn retry(
 /// Query of `GET /jobs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     status: JobStatus,
     limit: Option<usize>,
 }
 
 /// `GET /jobs?status=dead&limit=50`: summaries of the most recent dead jobs, newest first (the
 /// whole record is `GET /jobs/{id}`), so the response stays small whatever the jobs hold.
-pub async fn list(
+pub(super) async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {

@@ -8,7 +8,7 @@ use super::{ApiError, AppState};
 
 /// A snapshot of the queues (those this process works are always listed, then the deepest
 /// others up to a bound; `queues_omitted` counts the rest). `redis` is null when `INFO` fails.
-pub async fn queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn queues(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = state.queue.stats(&state.config.queues.names()).await?;
     let memory = state.queue.memory().await.ok();
     let mut body = serde_json::to_value(stats)

@@ -12,10 +12,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request's id, kept in the request's extensions for handlers' own log lines.
 #[derive(Debug, Clone)]
-pub struct RequestId(String);
+pub(super) struct RequestId(String);
 
 /// The id of `req` (empty outside the logging middleware).
-pub fn request_id(req: &HttpRequest) -> String {
+pub(super) fn request_id(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()
         .map(|id| id.0.clone())
@@ -24,7 +24,7 @@ pub fn request_id(req: &HttpRequest) -> String {
 
 /// Logs the request once it is answered, with Heroku's `X-Request-ID` (or a new one), and echoes
 /// the id in the response.
-pub async fn log_request(
+pub(super) async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

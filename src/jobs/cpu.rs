@@ -12,13 +12,13 @@ use super::{Handler, JobContext, JobError};
 /// Arguments of `cpu`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CpuArgs {
+pub(super) struct CpuArgs {
     /// How long to compute, in ms.
     pub ms: u64,
 }
 
 /// Burns CPU.
-pub struct Cpu;
+pub(super) struct Cpu;
 
 impl Handler for Cpu {
     type Args = CpuArgs;

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::{Handler, JobContext, JobError};
 
 /// Returns its arguments.
-pub struct Echo;
+pub(super) struct Echo;
 
 impl Handler for Echo {
     type Args = Value;

@@ -14,7 +14,7 @@ use super::{Handler, JobContext, JobError};
 /// Arguments of `fail`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FailArgs {
+pub(super) struct FailArgs {
     /// Attempts that fail before one succeeds; none = every attempt fails.
     pub times: Option<u32>,
     /// The error message.
@@ -27,7 +27,7 @@ pub struct FailArgs {
 }
 
 /// Fails as told.
-pub struct Fail;
+pub(super) struct Fail;
 
 impl Handler for Fail {
     type Args = FailArgs;

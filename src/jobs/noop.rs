@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{Handler, JobContext, JobError};
 
 /// Does nothing, successfully.
-pub struct Noop;
+pub(super) struct Noop;
 
 impl Handler for Noop {
     type Args = IgnoredAny;

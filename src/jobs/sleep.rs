@@ -10,13 +10,13 @@ use super::{Handler, JobContext, JobError};
 /// Arguments of `sleep`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SleepArgs {
+pub(super) struct SleepArgs {
     /// How long to sleep, in ms.
     pub ms: u64,
 }
 
 /// Sleeps.
-pub struct Sleep;
+pub(super) struct Sleep;
 
 impl Handler for Sleep {
     type Args = SleepArgs;

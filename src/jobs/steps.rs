@@ -11,7 +11,7 @@ use super::{Handler, JobContext, JobError};
 /// Arguments of `steps`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StepsArgs {
+pub(super) struct StepsArgs {
     /// How many steps.
     pub steps: u32,
     /// How long each step takes, in ms.
@@ -24,7 +24,7 @@ struct Checkpoint {
 }
 
 /// A long job that survives interruptions.
-pub struct Steps;
+pub(super) struct Steps;
 
 impl Handler for Steps {
     type Args = StepsArgs;

@@ -56,17 +56,17 @@ pub(super) mod build {
     use redis::Value;
 
     /// A bulk string.
-    pub fn s(text: &str) -> Value {
+    pub(crate) fn s(text: &str) -> Value {
         Value::BulkString(text.as_bytes().to_vec())
     }
 
     /// An array.
-    pub fn arr(items: Vec<Value>) -> Value {
+    pub(crate) fn arr(items: Vec<Value>) -> Value {
         Value::Array(items)
     }
 
     /// The HGETALL reply of a minimal queued job `id`.
-    pub fn job(id: &str) -> Value {
+    pub(crate) fn job(id: &str) -> Value {
         arr([
             "id", id, "kind", "echo", "queue", "default", "status", "queued",
         ]

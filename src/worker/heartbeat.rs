@@ -26,9 +26,9 @@ use crate::shutdown::{sleep_unless, unless_cancelled};
 use crate::telemetry::Outage;
 
 /// How often the heartbeat is renewed.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+pub(super) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a heartbeat lives: a killed process's jobs are released by the next reaper pass after this.
-pub const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
+pub(super) const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
 /// How soon to try again after a failed renewal.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// When this long has passed since the last renewal was sent, the leases are treated as lost.

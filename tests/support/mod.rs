@@ -2,7 +2,7 @@
 //! `onedyno` binary started against it, with HTTP helpers and real signals.
 //!
 //! Every loop here is bounded by a deadline, so a broken build fails a test instead of hanging it.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
