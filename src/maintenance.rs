@@ -41,6 +41,12 @@ async fn check_memory_policy(queue: Queue, shutdown: Shutdown) {
                 log_memory_policy(&memory);
                 return;
             }
+            // Some managed Redis services refuse INFO: say so once and stop asking, rather
+            // than asking every second for the life of the process.
+            Err(e) if !e.is_transient() => {
+                tracing::info!(event = "redis.memory_unknown", error = %e);
+                return;
+            }
             Err(_) => {
                 if !shutdown.sleep(Duration::from_secs(1)).await {
                     return;
