@@ -79,7 +79,7 @@ fn run() -> ExitCode {
         }
     };
     // A broken registry is a build mistake, reported like a bad setting and before anything runs.
-    let registry = match jobs::registry(config.demo_kinds) {
+    let registry = match jobs::registry(&config) {
         Ok(registry) => registry,
         Err(e) => {
             eprintln!(

@@ -46,6 +46,12 @@ pub trait Handler: Send + Sync + 'static {
         KindOptions::default()
     }
 
+    /// The shared limit this job also counts against besides `kind:<name>`, read from its raw
+    /// args before it starts (the `http` kind answers `http:<host>`); none by default.
+    fn limit_key(&self, _args: &Value) -> Option<String> {
+        None
+    }
+
     /// Runs one attempt. Return early (with an error) when `ctx` is cancelled.
     fn run(
         &self,
@@ -82,6 +88,10 @@ pub enum Retry {
     After(Duration),
     /// Never: the job is dead now (bad input, a permanent refusal).
     Never,
+    /// The outside service asked to wait (a 429 or 503 with `Retry-After`): the job goes back
+    /// after this long without spending an attempt, and its limit keys pause for every process
+    /// until then.
+    Throttled(Duration),
 }
 
 impl JobError {
@@ -106,6 +116,15 @@ impl JobError {
         JobError {
             message: message.into(),
             next: Retry::After(delay),
+        }
+    }
+
+    /// The outside service is throttling: wait `delay`, which is not a failed attempt (see
+    /// [`Retry::Throttled`]).
+    pub fn throttled(message: impl Into<String>, delay: Duration) -> JobError {
+        JobError {
+            message: message.into(),
+            next: Retry::Throttled(delay),
         }
     }
 

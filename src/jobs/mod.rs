@@ -21,15 +21,15 @@ pub use registry::{DuplicateKind, KindError, Registry, unknown_kind_message};
 /// public app should not let any token holder park workers or burn CPU on request.
 pub const DEMO_KINDS: [&str; 4] = ["sleep", "fail", "steps", "cpu"];
 
-/// The registry this binary runs with: the built-in kinds, the demo kinds when `demo_kinds`
-/// (`DEMO_KINDS`), and yours. A name registered twice is an error, so the process refuses to start
+/// The registry this binary runs with: the built-in kinds (configured from `config`), the demo
+/// kinds when `DEMO_KINDS` is on, and yours. A name registered twice is an error, so the process refuses to start
 /// rather than run one of the two handlers silently.
-pub fn registry(demo_kinds: bool) -> Result<Registry, DuplicateKind> {
+pub fn registry(config: &crate::config::Config) -> Result<Registry, DuplicateKind> {
     let mut registry = Registry::new();
     registry
         .register("noop", noop::Noop)?
         .register("echo", echo::Echo)?;
-    if demo_kinds {
+    if config.demo_kinds {
         registry
             .register("sleep", sleep::Sleep)?
             .register("fail", fail::Fail)?

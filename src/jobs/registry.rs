@@ -152,9 +152,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn config(vars: &[(&str, &str)]) -> crate::config::Config {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        crate::config::Config::from_vars(vars).unwrap()
+    }
+
     #[test]
     fn args_are_checked_against_the_handler_type() {
-        let registry = super::super::registry(true).unwrap();
+        let registry = super::super::registry(&config(&[("DEMO_KINDS", "true")])).unwrap();
         assert_eq!(registry.validate("echo", &json!({"any": [1]})), Ok(()));
         assert_eq!(registry.validate("sleep", &json!({"ms": 5})), Ok(()));
         assert!(matches!(
@@ -173,7 +178,7 @@ mod tests {
 
     #[test]
     fn demo_kinds_are_registered_only_when_asked_and_named_when_missing() {
-        let registry = super::super::registry(false).unwrap();
+        let registry = super::super::registry(&config(&[])).unwrap();
         assert_eq!(registry.kinds(), vec!["echo", "noop"]);
         let err = registry
             .validate("sleep", &json!({"ms": 5}))

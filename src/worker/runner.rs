@@ -263,7 +263,8 @@ fn log_finished(written: Written, outcome: &Outcome, duration_ms: u64) {
 fn next_attempt(worker: &Worker, lease: &Lease, retry: Retry) -> NextAttempt {
     match retry {
         Retry::Never => NextAttempt::Never,
-        Retry::After(d) => NextAttempt::RetryAfter(d.min(MAX_RETRY_DELAY)),
+        // Until shared limits learn to pause a key, a throttled attempt is an ordinary retry.
+        Retry::After(d) | Retry::Throttled(d) => NextAttempt::RetryAfter(d.min(MAX_RETRY_DELAY)),
         Retry::Backoff => NextAttempt::RetryAfter(
             worker
                 .settings
