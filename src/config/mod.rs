@@ -9,14 +9,17 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod mail;
 mod parse;
 mod secrets;
 mod timings;
 
 pub use crate::worker::QueuePolicy;
+pub use mail::{MailSettings, SMTP_TIMEOUT, SmtpSettings};
 pub use secrets::{redact_url, redis_url_for_client};
 
 use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
+use mail::parse_mail;
 use parse::{
     bounded_int, parse_bool, parse_log_format, parse_queues, parse_redis_prefix, parse_role,
 };
@@ -133,6 +136,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Heroku's dyno name (`DYNO`), used only to make process ids readable.
     pub dyno: Option<String>,
+    /// The `email` kind's SMTP server and default sender (`SMTP_URL`, `MAIL_FROM`).
+    pub mail: MailSettings,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -164,6 +169,8 @@ struct RawEnv {
     rust_log: Option<String>,
     log_format: Option<String>,
     dyno: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
 }
 
 impl Config {
@@ -207,6 +214,7 @@ impl Config {
         )?;
         let log_format = parse_log_format(raw.log_format.as_deref())?;
         let queues = parse_queues(raw.queues.as_deref().unwrap_or("default"))?;
+        let mail = parse_mail(raw.smtp_url, raw.mail_from, &mut warnings)?;
         Ok(Config {
             port: raw.port.unwrap_or(5000),
             redis_url,
@@ -237,6 +245,7 @@ impl Config {
             log_filter: raw.rust_log.unwrap_or_else(|| "info".to_string()),
             log_format,
             dyno: raw.dyno,
+            mail,
             warnings,
         })
     }
@@ -283,6 +292,7 @@ impl std::fmt::Debug for Config {
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .field("dyno", &self.dyno)
+            .field("mail", &self.mail)
             .field("warnings", &self.warnings)
             .finish()
     }

@@ -6,6 +6,7 @@
 mod context;
 mod cpu;
 mod echo;
+mod email;
 mod fail;
 mod handler;
 mod noop;
@@ -22,7 +23,7 @@ pub use registry::{DuplicateKind, KindError, Registry, unknown_kind_message};
 pub const DEMO_KINDS: [&str; 4] = ["sleep", "fail", "steps", "cpu"];
 
 /// The registry this binary runs with: the built-in kinds (configured from `config`), the demo
-/// kinds when `DEMO_KINDS` is on, and yours. A name registered twice is an error, so the process refuses to start
+/// kinds when `DEMO_KINDS` is on, `email` when `SMTP_URL` is set, and yours. A name registered twice is an error, so the process refuses to start
 /// rather than run one of the two handlers silently.
 pub fn registry(config: &crate::config::Config) -> Result<Registry, DuplicateKind> {
     let mut registry = Registry::new();
@@ -36,5 +37,6 @@ pub fn registry(config: &crate::config::Config) -> Result<Registry, DuplicateKin
             .register("steps", steps::Steps)?
             .register("cpu", cpu::Cpu)?;
     }
+    email::register(&mut registry, &config.mail)?;
     Ok(registry)
 }

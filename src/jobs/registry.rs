@@ -38,6 +38,8 @@ pub struct DuplicateKind(pub String);
 pub fn unknown_kind_message(kind: &str) -> String {
     if super::DEMO_KINDS.contains(&kind) {
         format!("unknown job kind {kind:?}: demo kinds are registered only when DEMO_KINDS=true")
+    } else if kind == super::email::EMAIL_KIND {
+        format!("unknown job kind {kind:?}: it is registered only when SMTP_URL is set")
     } else {
         format!("unknown job kind {kind:?}")
     }
