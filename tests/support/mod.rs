@@ -4,6 +4,8 @@
 //! Every loop here is bounded by a deadline, so a broken build fails a test instead of hanging it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod smtp_server;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
