@@ -384,6 +384,8 @@ fn a_bad_smtp_url_or_mail_from_stops_start_up_with_exit_code_2() {
         let status = app
             .wait_exit(Duration::from_secs(10))
             .unwrap_or_else(|| panic!("{var}={value} did not stop start-up"));
+        // The log readers drain the pipes on their own threads; wait for the line, not a sleep.
+        app.wait_for_log("event=config.invalid", Duration::from_secs(5));
         assert_eq!(status.code(), Some(2), "{var}={value}: {}", app.logs());
         let logs = app.logs();
         assert!(
