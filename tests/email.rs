@@ -163,6 +163,55 @@ fn from_in_args_overrides_mail_from_and_one_body_is_one_part() {
 }
 
 #[test]
+fn the_login_in_smtp_url_is_url_decoded_and_a_refused_login_is_final() {
+    let redis = Redis::start();
+    // A Mailgun-style login, and a password with every character that must be encoded.
+    let smtp = SmtpServer::start_with_login("postmaster@mg.example.com", "p@ss/w:rd");
+    let port = smtp.port();
+    let good = format!("smtp://postmaster%40mg.example.com:p%40ss%2Fw%3Ard@127.0.0.1:{port}");
+    let app = App::start_ready(&redis.url(), &[("SMTP_URL", &good), ("MAIL_FROM", FROM)]);
+    let id = enqueue_email(
+        &app,
+        json!({"to": "a@example.com", "subject": "s", "text": "t"}),
+        3,
+    );
+    app.wait_for_status(&id, "succeeded", Duration::from_secs(15));
+    assert_eq!(smtp.logins(), ["postmaster@mg.example.com"]);
+    assert_eq!(smtp.messages().len(), 1);
+    app.wait_for_log("event=email.transport", Duration::from_secs(5));
+    let logs = app.logs();
+    assert!(
+        logs.contains("postmaster%40mg.example.com:***@127.0.0.1"),
+        "{logs}"
+    );
+    assert!(!logs.contains("p%40ss") && !logs.contains("p@ss"), "{logs}");
+    assert!(
+        logs.contains("event=config.warning") && logs.contains("unencrypted"),
+        "{logs}"
+    );
+    drop(app);
+
+    let bad = format!("smtp://postmaster%40mg.example.com:wrong@127.0.0.1:{port}");
+    let app = App::start_ready(&redis.url(), &[("SMTP_URL", &bad), ("MAIL_FROM", FROM)]);
+    let id = enqueue_email(
+        &app,
+        json!({"to": "a@example.com", "subject": "s", "text": "t"}),
+        5,
+    );
+    let dead = app.wait_for_status(&id, "dead", Duration::from_secs(15));
+    assert_eq!(
+        dead["attempts"], 1,
+        "a refused login is not retried: {dead}"
+    );
+    let error = dead["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("535") && error.contains("credentials invalid"),
+        "{dead}"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[test]
 fn a_550_rejection_ends_dead_with_the_servers_reply() {
     let redis = Redis::start();
     let smtp = SmtpServer::start();

@@ -77,6 +77,13 @@ pub(super) fn parse_mail(
     warnings: &mut Vec<String>,
 ) -> Result<MailSettings, ConfigError> {
     let smtp = smtp_url.as_deref().map(parse_smtp_url).transpose()?;
+    if smtp_url.as_deref().is_some_and(sends_password_in_clear) {
+        warnings.push(
+            "SMTP_URL sends its password unencrypted (smtp:// without ?tls=required): \
+             fine for a relay on this machine, not over a network"
+                .to_string(),
+        );
+    }
     let default_from = mail_from
         .as_deref()
         .map(|from| {
@@ -94,6 +101,15 @@ pub(super) fn parse_mail(
         warnings.push("MAIL_FROM is set but SMTP_URL is not: the email kind is off".to_string());
     }
     Ok(MailSettings { smtp, default_from })
+}
+
+/// Plain `smtp://` (no `tls` parameter) with a user in the URL: lettre would send the login as is.
+fn sends_password_in_clear(url: &str) -> bool {
+    let Some(rest) = url.trim().strip_prefix("smtp://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority.contains('@') && !url.contains("tls=")
 }
 
 /// Checks `SMTP_URL` with lettre's own URL parser, so what starts is what will connect.
@@ -167,6 +183,20 @@ mod tests {
             assert!(err.contains("SMTP_URL"), "{url}: {err}");
             assert!(!err.contains("hunter2"), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn a_password_over_plain_smtp_is_warned_about() {
+        let warned = |url: &str| {
+            let c = config(&[("SMTP_URL", url)]).unwrap();
+            c.warnings().iter().any(|w| w.contains("unencrypted"))
+        };
+        assert!(warned("smtp://user:pass@smtp.example.com:587"));
+        assert!(!warned(
+            "smtp://user:pass@smtp.example.com:587?tls=required"
+        ));
+        assert!(!warned("smtps://user:pass@smtp.example.com"));
+        assert!(!warned("smtp://127.0.0.1:2525"));
     }
 
     #[test]
