@@ -16,7 +16,8 @@ use super::secrets::redact_url;
 /// How long the SMTP client waits to connect and for each reply: a server that hangs costs a job
 /// this long per command, not its whole `JOB_TIMEOUT`.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
-/// The most SMTP connections one process keeps open (idle ones close after a minute).
+/// The most idle SMTP connections one process keeps for reuse; busier moments open more, which
+/// are closed after their message instead of kept.
 const SMTP_POOL_SIZE: u32 = 10;
 /// How long an idle pooled connection stays open; servers drop idle clients after a few minutes.
 const SMTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -99,6 +99,22 @@ fn one_body_is_a_single_part() {
 }
 
 #[test]
+fn non_ascii_text_is_encoded_so_any_server_takes_it() {
+    let args = args(json!({
+        "to": "Zoë Ünal <zoe@example.com>",
+        "subject": "Café ☕ à bientôt",
+        "text": "Grüße, ünïcödé",
+        "html": "<p>日本語</p>"
+    }));
+    let from: Mailbox = "shop@example.com".parse().unwrap();
+    let message = message::build(&args, from, "<1@example.com>".into()).unwrap();
+    let raw = message.formatted();
+    assert!(raw.is_ascii(), "{}", String::from_utf8_lossy(&raw));
+    let (head, _) = formatted(&message);
+    assert!(head.contains("Subject: =?utf-8?"), "{head}");
+}
+
+#[test]
 fn without_smtp_url_the_kind_is_not_registered() {
     let mut registry = Registry::new();
     register(&mut registry, &settings(&[])).unwrap();
