@@ -23,8 +23,9 @@ pub use registry::{DuplicateKind, KindError, Registry, unknown_kind_message};
 pub const DEMO_KINDS: [&str; 4] = ["sleep", "fail", "steps", "cpu"];
 
 /// The registry this binary runs with: the built-in kinds (configured from `config`), the demo
-/// kinds when `DEMO_KINDS` is on, `email` when `SMTP_URL` is set, and yours. A name registered twice is an error, so the process refuses to start
-/// rather than run one of the two handlers silently.
+/// kinds when `DEMO_KINDS` is on, `email` when `SMTP_URL` is set, and yours. A name registered
+/// twice is an error, so the process refuses to start rather than run one of the two handlers
+/// silently.
 pub fn registry(config: &crate::config::Config) -> Result<Registry, DuplicateKind> {
     let mut registry = Registry::new();
     registry
