@@ -10,6 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod parse;
+mod schedules;
 mod secrets;
 mod timings;
 
@@ -21,6 +22,7 @@ use parse::{
     bounded_int, parse_bool, parse_log_format, parse_queues, parse_redis_prefix, parse_role,
 };
 use secrets::{parse_api_token, parse_redis_url};
+use schedules::parse_schedules;
 use timings::parse_timings;
 
 /// A start-up configuration error; the process prints it and exits non-zero.
@@ -44,6 +46,9 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// An entry of `SCHEDULES` is unusable; the message names the entry and the field.
+    #[error("invalid SCHEDULES: {0}")]
+    Schedule(crate::schedule::ScheduleError),
     /// `envy` refused a value (wrong type); its message names the variable and the value.
     #[error("invalid configuration: {0}")]
     Env(String),
@@ -133,6 +138,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Heroku's dyno name (`DYNO`), used only to make process ids readable.
     pub dyno: Option<String>,
+    /// Periodic jobs (`SCHEDULES`).
+    pub schedules: Vec<crate::schedule::Schedule>,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -164,6 +171,7 @@ struct RawEnv {
     rust_log: Option<String>,
     log_format: Option<String>,
     dyno: Option<String>,
+    schedules: Option<String>,
 }
 
 impl Config {
@@ -237,6 +245,7 @@ impl Config {
             log_filter: raw.rust_log.unwrap_or_else(|| "info".to_string()),
             log_format,
             dyno: raw.dyno,
+            schedules: parse_schedules(raw.schedules.as_deref())?,
             warnings,
         })
     }
@@ -283,6 +292,7 @@ impl std::fmt::Debug for Config {
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .field("dyno", &self.dyno)
+            .field("schedules", &self.schedules.len())
             .field("warnings", &self.warnings)
             .finish()
     }
