@@ -13,8 +13,8 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::jobs::Registry;
 use crate::maintenance;
-use crate::schedule::{self, Schedules};
 use crate::queue::{Queue, QueueError, RedisHandle, Retention};
+use crate::schedule::{self, Schedules};
 use crate::shutdown::Shutdown;
 use crate::worker::{Backoff, Pool, PoolSettings};
 

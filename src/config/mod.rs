@@ -21,8 +21,8 @@ use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
 use parse::{
     bounded_int, parse_bool, parse_log_format, parse_queues, parse_redis_prefix, parse_role,
 };
-use secrets::{parse_api_token, parse_redis_url};
 use schedules::parse_schedules;
+use secrets::{parse_api_token, parse_redis_url};
 use timings::parse_timings;
 
 /// A start-up configuration error; the process prints it and exits non-zero.

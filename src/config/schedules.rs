@@ -117,7 +117,10 @@ fn fill_optional(
         None | Some("one") => Missed::One,
         Some("skip") => Missed::Skip,
         Some(other) => {
-            return Err(schedule.error("missed", &format!("{other:?}: expected \"one\" or \"skip\"")));
+            return Err(schedule.error(
+                "missed",
+                &format!("{other:?}: expected \"one\" or \"skip\""),
+            ));
         }
     };
     let overlap = match fields.get("overlap") {
@@ -166,10 +169,22 @@ mod tests {
         for (value, needles) in [
             ("nope", vec!["SCHEDULES", "JSON array"]),
             ("[1]", vec!["#1", "entry", "object"]),
-            (r#"[{"cron":"* * * * *","kind":"noop"}]"#, vec!["#1", "name: missing"]),
-            (r#"[{"name":"a b","cron":"* * * * *","kind":"noop"}]"#, vec!["#1", "name"]),
-            (r#"[{"name":"n","cron":"* * *","kind":"noop"}]"#, vec!["\"n\"", "cron"]),
-            (r#"[{"name":"n","cron":"* * * * *","kind":7}]"#, vec!["#1", "kind"]),
+            (
+                r#"[{"cron":"* * * * *","kind":"noop"}]"#,
+                vec!["#1", "name: missing"],
+            ),
+            (
+                r#"[{"name":"a b","cron":"* * * * *","kind":"noop"}]"#,
+                vec!["#1", "name"],
+            ),
+            (
+                r#"[{"name":"n","cron":"* * *","kind":"noop"}]"#,
+                vec!["\"n\"", "cron"],
+            ),
+            (
+                r#"[{"name":"n","cron":"* * * * *","kind":7}]"#,
+                vec!["#1", "kind"],
+            ),
             (
                 r#"[{"name":"n","cron":"* * * * *","kind":"noop","timezone":"Mars/Base"}]"#,
                 vec!["\"n\"", "timezone", "Mars/Base"],

@@ -135,7 +135,10 @@ impl Queue {
         let mut invocation = scripts::SCHEDULE_REGISTER.prepare_invoke();
         invocation.arg(self.keys.base());
         for (name, signature) in schedules {
-            invocation.key(self.keys.schedule(name)).arg(name).arg(signature);
+            invocation
+                .key(self.keys.schedule(name))
+                .arg(name)
+                .arg(signature);
         }
         Ok(invocation.invoke_async(&mut conn).await?)
     }
@@ -215,8 +218,9 @@ mod tests {
     fn state_rows_read_empty_fields_as_absent() {
         let state = ScheduleState::from_reply(["".into(), "".into(), "".into(), "".into()]);
         assert_eq!(state.unwrap(), ScheduleState::default());
-        let state = ScheduleState::from_reply(["5".into(), "j".into(), "queued".into(), "4".into()])
-            .unwrap();
+        let state =
+            ScheduleState::from_reply(["5".into(), "j".into(), "queued".into(), "4".into()])
+                .unwrap();
         assert_eq!(state.last_run_at, Some(5));
         assert_eq!(state.last_status.as_deref(), Some("queued"));
         assert!(ScheduleState::from_reply(["x".into(), "".into(), "".into(), "".into()]).is_err());

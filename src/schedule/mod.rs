@@ -142,7 +142,10 @@ mod tests {
             .unwrap();
         let err = unknown.check(&registry()).unwrap_err();
         assert_eq!(err.field, "kind");
-        assert!(err.reason.contains("\"report\"") && err.reason.contains("echo"), "{err}");
+        assert!(
+            err.reason.contains("\"report\"") && err.reason.contains("echo"),
+            "{err}"
+        );
         let mut bad_args = Schedules::new();
         let sleep = Schedule::new("nap", "* * * * *", "sleep")
             .unwrap()

@@ -111,7 +111,10 @@ impl Schedule {
     /// stays at the same wall-clock time across DST changes.
     pub fn timezone(mut self, name: &str) -> Result<Schedule, ScheduleError> {
         self.timezone = Tz::from_str(name).map_err(|_| {
-            self.error("timezone", &format!("{name:?} is not an IANA time zone name"))
+            self.error(
+                "timezone",
+                &format!("{name:?} is not an IANA time zone name"),
+            )
         })?;
         Ok(self)
     }
@@ -233,7 +236,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn ticks(schedule: &Schedule, from: &str, n: usize) -> Vec<String> {
@@ -322,8 +327,14 @@ mod tests {
         let every_10s = Schedule::new("s", "*/10 * * * * *", "noop").unwrap();
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 7).unwrap()
             + chrono::Duration::milliseconds(400);
-        assert_eq!(every_10s.latest_tick(now).unwrap().to_rfc3339(), "2026-01-01T12:00:00+00:00");
-        assert_eq!(every_10s.next_tick(now).unwrap().to_rfc3339(), "2026-01-01T12:00:10+00:00");
+        assert_eq!(
+            every_10s.latest_tick(now).unwrap().to_rfc3339(),
+            "2026-01-01T12:00:00+00:00"
+        );
+        assert_eq!(
+            every_10s.next_tick(now).unwrap().to_rfc3339(),
+            "2026-01-01T12:00:10+00:00"
+        );
         let on_tick = utc("2026-01-01T12:00:10Z");
         assert_eq!(every_10s.latest_tick(on_tick), Some(on_tick));
         assert_eq!(every_10s.grace(on_tick), Duration::from_secs(5));
@@ -335,9 +346,15 @@ mod tests {
     fn bad_fields_are_named() {
         let field = |r: Result<Schedule, ScheduleError>| r.unwrap_err().field;
         assert_eq!(field(Schedule::new("a b", "* * * * *", "noop")), "name");
-        assert_eq!(field(Schedule::new(&"n".repeat(65), "* * * * *", "noop")), "name");
+        assert_eq!(
+            field(Schedule::new(&"n".repeat(65), "* * * * *", "noop")),
+            "name"
+        );
         assert_eq!(field(Schedule::new("n", "* * * *", "noop")), "cron");
-        assert_eq!(field(Schedule::new("n", "0 0 0 * * * 2030", "noop")), "cron");
+        assert_eq!(
+            field(Schedule::new("n", "0 0 0 * * * 2030", "noop")),
+            "cron"
+        );
         assert_eq!(field(Schedule::new("n", "61 * * * *", "noop")), "cron");
         assert_eq!(field(Schedule::new("n", "0 0 30 2 *", "noop")), "cron");
         assert_eq!(field(Schedule::new("n", "* * * * *", " ")), "kind");
@@ -345,6 +362,9 @@ mod tests {
         assert_eq!(field(ok().timezone("Mars/Olympus")), "timezone");
         assert_eq!(field(ok().queue("a b")), "queue");
         let err = ok().timezone("Europe/Berln").unwrap_err().to_string();
-        assert!(err.contains("\"n\"") && err.contains("Europe/Berln"), "{err}");
+        assert!(
+            err.contains("\"n\"") && err.contains("Europe/Berln"),
+            "{err}"
+        );
     }
 }
