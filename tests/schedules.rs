@@ -1,7 +1,8 @@
 //! Periodic jobs against a real Redis and real processes: three processes fire each tick of a
 //! schedule once; after every process was down, `missed: "one"` catches up once and `"skip"`
 //! waits; `overlap: false` skips ticks while the last job runs; bad `SCHEDULES` entries stop the
-//! process naming entry and field; `GET /schedules` shows each schedule.
+//! process naming entry and field; `GET /schedules` shows each schedule, and a new schedule
+//! does not catch up a tick from before it existed.
 
 mod support;
 
@@ -286,7 +287,7 @@ fn get_schedules_shows_each_schedule_and_its_last_run() {
             "SCHEDULES",
             r#"[{"name":"tick","cron":"* * * * * *","kind":"noop"},
                 {"name":"new-year","cron":"0 0 1 1 *","kind":"echo","args":{"hi":1},
-                 "queue":"low","timezone":"Europe/Berlin","missed":"skip","overlap":false}]"#,
+                 "queue":"low","timezone":"Europe/Berlin","overlap":false}]"#,
         ),
     ];
     let app = App::start_ready(&redis.url(), &env);
@@ -360,6 +361,18 @@ fn get_schedules_shows_each_schedule_and_its_last_run() {
     let next_run = support::ms(&tick["next_run_at"]);
     assert!(next_run > last_run && next_run - last_run <= 3000, "{tick}");
 
+    // New, it does not catch up this year's tick although its policy is "one".
+    let missed = app.log_lines("event=schedule.missed");
+    assert!(
+        missed.len() == 1
+            && missed[0].contains("name=new-year")
+            && missed[0].contains("reason=new"),
+        "{missed:?}"
+    );
+    assert_eq!(
+        (&new_year["missed"], &new_year["overlap"]),
+        (&"one".into(), &false.into())
+    );
     assert_eq!(new_year["queue"], "low");
     assert_eq!(new_year["timezone"], "Europe/Berlin");
     assert_eq!(

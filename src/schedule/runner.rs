@@ -84,7 +84,11 @@ async fn run(queue: Queue, mut planned: Vec<Planned>, shutdown: Shutdown) {
     outage.recovered();
     tracing::info!(event = "schedule.started", schedules = planned.len());
     loop {
-        let wait = match pass(&queue, &mut planned).await {
+        // Dropped at shutdown even mid-script: a tick's script either ran whole or not at all.
+        let Some(result) = shutdown.unless_stopped(pass(&queue, &mut planned)).await else {
+            return;
+        };
+        let wait = match result {
             Ok(wait) => {
                 outage.recovered();
                 wait
