@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -108,6 +108,21 @@ fn three_processes_fire_each_tick_once() {
     );
 }
 
+/// Waits until each of `schedules` has fired `tick`.
+fn wait_for_tick(conn: &mut redis::Connection, schedules: &[&str], tick: i64, app: &App) {
+    let fired_all = support::eventually(Duration::from_secs(8), || {
+        schedules
+            .iter()
+            .all(|s| fired(conn, s).iter().any(|j| j.tick == tick))
+            .then_some(())
+    });
+    assert!(
+        fired_all.is_some(),
+        "tick {tick} did not fire\n{}",
+        app.logs()
+    );
+}
+
 #[test]
 fn after_all_processes_were_down_one_catches_up_once_and_skip_waits() {
     const PERIOD: i64 = 6000;
@@ -159,15 +174,11 @@ fn after_all_processes_were_down_one_catches_up_once_and_skip_waits() {
     );
 
     // Both run the next tick as usual.
-    let next = latest_missed + PERIOD;
-    let on_time = support::eventually(Duration::from_secs(8), || {
-        let (a, b) = (fired(&mut conn, "catch-up"), fired(&mut conn, "skipper"));
-        (a.last()?.tick == next && b.last()?.tick == next).then_some(())
-    });
-    assert!(
-        on_time.is_some(),
-        "the next tick did not fire\n{}",
-        second.logs()
+    wait_for_tick(
+        &mut conn,
+        &["catch-up", "skipper"],
+        latest_missed + PERIOD,
+        &second,
     );
     assert_eq!(fired(&mut conn, "skipper").len(), before.1 + 1);
 }
@@ -303,29 +314,16 @@ fn get_schedules_shows_each_schedule_and_its_last_run() {
         assert_eq!(res.status(), StatusCode::OK);
         res.json().expect("JSON")
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
+    let body = support::eventually(Duration::from_secs(10), || {
         let body = get();
-        if body["schedules"][0]["last_status"] == "succeeded" || Instant::now() > deadline {
-            break body;
-        }
-        sleep(Duration::from_millis(100));
-    };
+        (body["schedules"][0]["last_status"] == "succeeded").then_some(body)
+    })
+    .unwrap_or_else(get);
     let [tick, new_year] = body["schedules"].as_array().expect("list").as_slice() else {
         panic!("{body}")
     };
-    let keys = [
-        "name",
-        "cron",
-        "timezone",
-        "kind",
-        "queue",
-        "next_run_at",
-        "last_run_at",
-        "last_job_id",
-        "last_status",
-    ];
-    for key in keys {
+    let keys = "name cron timezone kind queue next_run_at last_run_at last_job_id last_status";
+    for key in keys.split(' ') {
         assert!(
             tick.get(key).is_some() && new_year.get(key).is_some(),
             "{key}: {body}"
