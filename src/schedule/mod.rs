@@ -101,6 +101,7 @@ pub fn schedules(config: &Config, registry: &Registry) -> Result<Schedules, Sche
     for schedule in &config.schedules {
         schedules.add(schedule.clone())?;
     }
+    // Your own schedules go here, one `schedules.add(...)?;` line each.
     schedules.check(registry)?;
     Ok(schedules)
 }

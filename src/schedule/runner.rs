@@ -18,6 +18,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// The pause after Redis failed or its clock is behind the tick asked for.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const EARLY_RETRY: Duration = Duration::from_millis(20);
+const REGISTER_RETRY: Duration = Duration::from_millis(100);
 
 /// A schedule with the job each tick enqueues, resolved once at start.
 struct Planned {
@@ -66,7 +67,8 @@ pub fn spawn(
 }
 
 async fn run(queue: Queue, mut planned: Vec<Planned>, shutdown: Shutdown) {
-    let mut outage = Outage::new("schedule.redis_failed", "schedule.redis_recovered");
+    // Redis being away is logged by the connection already; say it once here, at debug.
+    let mut outage = Outage::quiet("schedule.redis_failed");
     let signatures: Vec<(String, String)> = planned
         .iter()
         .map(|p| (p.schedule.name().to_string(), p.schedule.signature()))
@@ -77,7 +79,8 @@ async fn run(queue: Queue, mut planned: Vec<Planned>, shutdown: Shutdown) {
         } else {
             tracing::error!(event = "schedule.register_failed", error = %e);
         }
-        if !shutdown.sleep(RETRY_AFTER).await {
+        // Short: at start-up this only waits for the first connection, and a tick is near.
+        if !shutdown.sleep(REGISTER_RETRY).await {
             return;
         }
     }
@@ -116,6 +119,7 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 /// to sleep until the next tick of any schedule.
 async fn pass(queue: &Queue, planned: &mut [Planned]) -> Result<Duration, QueueError> {
     let now = time(queue.clock_ms().await?);
+    let read_at = std::time::Instant::now();
     let mut wait = MAX_SLEEP;
     for plan in planned.iter_mut() {
         if let Some(tick) = plan.schedule.latest_tick(now) {
@@ -132,7 +136,10 @@ async fn pass(queue: &Queue, planned: &mut [Planned]) -> Result<Duration, QueueE
             wait = wait.min(until.max(Duration::from_millis(1)));
         }
     }
-    Ok(wait)
+    // The waits count from `now`; the fires since then took some of them.
+    Ok(wait
+        .saturating_sub(read_at.elapsed())
+        .max(Duration::from_millis(1)))
 }
 
 /// Asks Redis to fire `tick` of `plan`'s schedule, and logs what this process made happen.
