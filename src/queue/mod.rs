@@ -62,7 +62,8 @@
 //! This file holds [`Queue`] itself; its operations are split by caller: `jobs.rs` (the HTTP
 //! API's operations on one job), `lease.rs` (a runner's writes under its lease),
 //! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep) and `stats.rs`
-//! (snapshots and health). `reply.rs` reads script replies as the outcome types.
+//! (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads their state.
+//! `reply.rs` reads script replies as the outcome types.
 
 mod connection;
 mod error;
