@@ -14,6 +14,7 @@ use crate::http::{self, AppState};
 use crate::jobs::Registry;
 use crate::maintenance;
 use crate::queue::{Queue, QueueError, RedisHandle, Retention};
+use crate::schedule::{self, Schedules};
 use crate::shutdown::Shutdown;
 use crate::worker::{Backoff, Pool, PoolSettings};
 
@@ -39,6 +40,7 @@ pub struct App {
     queue: Queue,
     listener: Option<TcpListener>,
     process: String,
+    schedules: Arc<Schedules>,
 }
 
 impl App {
@@ -76,7 +78,15 @@ impl App {
             queue,
             listener,
             process,
+            schedules: Arc::new(Schedules::new()),
         })
+    }
+
+    /// Runs `schedules` (already checked against the registry) in this process's scheduler and
+    /// shows them in `GET /schedules`.
+    pub fn with_schedules(mut self, schedules: Schedules) -> App {
+        self.schedules = Arc::new(schedules);
+        self
     }
 
     /// Runs until `shutdown`, then stops HTTP and drains the workers at once, and returns when
@@ -85,6 +95,13 @@ impl App {
         let config = self.config.clone();
         self.queue.redis().spawn_connect(shutdown.clone());
         maintenance::spawn(self.queue.clone(), config.queues.names(), shutdown.clone());
+        schedule::spawn(
+            self.queue.clone(),
+            &self.schedules,
+            &self.registry,
+            config.max_attempts,
+            shutdown.clone(),
+        );
 
         // Handlers run on a runtime of their own: a job that hogs its threads cannot delay HTTP
         // (actix's own threads), heartbeats, or the writes that record outcomes.
@@ -169,6 +186,7 @@ impl App {
             registry: self.registry.clone(),
             config: config.clone(),
             shutdown: shutdown.clone(),
+            schedules: self.schedules.clone(),
         });
         let grace = config.shutdown_timeout.as_secs().saturating_sub(2).max(1);
         let server = HttpServer::new(move || http::app(state.clone()))

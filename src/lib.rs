@@ -8,7 +8,8 @@
 //! loops every process shares (promoting due jobs, reaping dead processes).
 //!
 //! To add a job kind, implement [`Handler`] in a file under `src/jobs/` and add one line to
-//! [`jobs::registry`].
+//! [`jobs::registry`]. To run a kind periodically, add a [`schedule::Schedule`] in
+//! [`schedule::schedules`] (or set `SCHEDULES`); every process runs the [`schedule`]r.
 
 pub mod app;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod jobs;
 pub mod maintenance;
 pub mod queue;
+pub mod schedule;
 pub mod shutdown;
 pub mod telemetry;
 pub mod worker;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use onedyno::app::App;
 use onedyno::config::Config;
 use onedyno::shutdown::Shutdown;
-use onedyno::{jobs, telemetry};
+use onedyno::{jobs, schedule, telemetry};
 
 const USAGE: &str = "usage: onedyno [--help | --version]";
 
@@ -21,7 +21,8 @@ It is configured only by environment variables, among them:
   PORT, REDIS_URL, REDIS_TLS_URL, ROLE, WORKER_CONCURRENCY, WEB_CONCURRENCY, QUEUES,
   SHUTDOWN_TIMEOUT, JOB_TIMEOUT, MAX_ATTEMPTS, RETRY_BACKOFF_BASE, RETRY_BACKOFF_MAX,
   JOB_RETENTION, JOB_RETENTION_MAX, DEAD_RETENTION, DEAD_MAX, API_TOKEN, REDIS_PREFIX,
-  MAX_BODY_BYTES, REQUEST_TIMEOUT, DEMO_KINDS, SMTP_URL, MAIL_FROM, RUST_LOG, LOG_FORMAT
+  MAX_BODY_BYTES, REQUEST_TIMEOUT, DEMO_KINDS, SMTP_URL, MAIL_FROM, SCHEDULES,
+  RUST_LOG, LOG_FORMAT
 
 See the Configuration section of the README for defaults and limits.
 ";
@@ -89,6 +90,17 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A schedule naming a kind that is not registered would never run: refused like a bad setting.
+    let schedules = match schedule::schedules(&config, &registry) {
+        Ok(schedules) => schedules,
+        Err(e) => {
+            eprintln!(
+                "at=error event=config.invalid error={}",
+                telemetry::logfmt_value(&format!("invalid SCHEDULES: {e}"))
+            );
+            return ExitCode::from(2);
+        }
+    };
     telemetry::init(&config.log_filter, config.log_format);
     for warning in config.warnings() {
         tracing::warn!(event = "config.warning", message = %warning);
@@ -113,7 +125,7 @@ fn run() -> ExitCode {
     let result = runtime.block_on(async {
         let shutdown = Shutdown::new(config.shutdown_timeout);
         shutdown.listen_for_signals()?;
-        let app = App::build(config, registry)?;
+        let app = App::build(config, registry)?.with_schedules(schedules);
         app.run_until_stopped(shutdown).await
     });
     runtime.shutdown_timeout(Duration::from_millis(50));

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 mod mail;
 mod parse;
+mod schedules;
 mod secrets;
 mod timings;
 
@@ -23,6 +24,7 @@ use mail::parse_mail;
 use parse::{
     bounded_int, parse_bool, parse_log_format, parse_queues, parse_redis_prefix, parse_role,
 };
+use schedules::parse_schedules;
 use secrets::{parse_api_token, parse_redis_url};
 use timings::parse_timings;
 
@@ -47,6 +49,9 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// An entry of `SCHEDULES` is unusable; the message names the entry and the field.
+    #[error("invalid SCHEDULES: {0}")]
+    Schedule(crate::schedule::ScheduleError),
     /// `envy` refused a value (wrong type); its message names the variable and the value.
     #[error("invalid configuration: {0}")]
     Env(String),
@@ -138,6 +143,8 @@ pub struct Config {
     pub dyno: Option<String>,
     /// The `email` kind's SMTP server and default sender (`SMTP_URL`, `MAIL_FROM`).
     pub mail: MailSettings,
+    /// Periodic jobs (`SCHEDULES`).
+    pub schedules: Vec<crate::schedule::Schedule>,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -171,6 +178,7 @@ struct RawEnv {
     dyno: Option<String>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
+    schedules: Option<String>,
 }
 
 impl Config {
@@ -246,6 +254,7 @@ impl Config {
             log_format,
             dyno: raw.dyno,
             mail,
+            schedules: parse_schedules(raw.schedules.as_deref())?,
             warnings,
         })
     }
@@ -293,6 +302,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("dyno", &self.dyno)
             .field("mail", &self.mail)
+            .field("schedules", &self.schedules.len())
             .field("warnings", &self.warnings)
             .finish()
     }

@@ -9,6 +9,7 @@ mod health;
 mod jobs;
 mod queues;
 mod request_log;
+mod schedules;
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The shutdown signal (health answers 503 while draining).
     pub shutdown: Shutdown,
+    /// The periodic jobs, for `GET /schedules`.
+    pub schedules: Arc<crate::schedule::Schedules>,
 }
 
 /// Builds the actix `App` for one HTTP worker thread.
@@ -110,6 +113,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(
         web::resource("/queues")
             .route(get_or_head().to(queues::queues))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/schedules")
+            .route(get_or_head().to(schedules::schedules))
             .default_service(method_not_allowed("GET, HEAD")),
     )
     .default_service(web::to(|req: actix_web::HttpRequest| async move {

@@ -77,6 +77,11 @@ impl Keys {
         format!("{}dead", self.base)
     }
 
+    /// A periodic job's state (hash): the latest tick handled, its last job, since when it exists.
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}schedule:{name}", self.base)
+    }
+
     /// The key `/health` writes to learn whether Redis takes writes.
     pub fn health(&self) -> String {
         format!("{}health", self.base)
@@ -113,6 +118,7 @@ mod tests {
             k.retry(),
             k.dead(),
             k.health(),
+            k.schedule("s"),
             k.wake_channel(),
             k.cancel_channel(),
         ] {

@@ -17,6 +17,7 @@
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
+//! | `schedule:{name}` | hash | a periodic job: `signature` and `since` (when it was first seen with that pattern), `tick` (the latest tick handled: fired, skipped or missed), `last_tick last_run_at last_job_id` of the last one that fired |
 //!
 //! Pub/sub channels `wake` (a queue got a ready job) and `cancel` (a running job was cancelled)
 //! carry hints only: every process also polls, so a lost message delays work but never loses it.
@@ -49,6 +50,7 @@
 //! - `idem_key` and `idem_fp`: the `Idempotency-Key` that created the job and a hash of the
 //!   request that came with it, so a repeated key tells the same request from a different one
 //!   and a finished job lives at least as long as its key.
+//! - `schedule` and `schedule_tick`: the periodic job and the tick (ms) that enqueued it, if any.
 //! - `run_at enqueued_at started_at finished_at`: times in ms since the epoch, read from Redis's
 //!   clock.
 //!
@@ -60,7 +62,8 @@
 //! This file holds [`Queue`] itself; its operations are split by caller: `jobs.rs` (the HTTP
 //! API's operations on one job), `lease.rs` (a runner's writes under its lease),
 //! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep) and `stats.rs`
-//! (snapshots and health). `reply.rs` reads script replies as the outcome types.
+//! (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads their state.
+//! `reply.rs` reads script replies as the outcome types.
 
 mod connection;
 mod error;
@@ -73,6 +76,7 @@ mod limits;
 mod memory;
 mod processes;
 mod reply;
+mod schedules;
 mod scripts;
 pub mod spec;
 mod stats;
@@ -94,6 +98,7 @@ pub use limits::{
 };
 pub use memory::RedisMemory;
 pub use processes::{Beat, Fetched, HeldJob, Registration};
+pub use schedules::{ScheduleState, Tick, TickOutcome};
 pub use stats::{QUEUES_LISTED, QueueStats, Stats};
 pub use summary::JobSummary;
 

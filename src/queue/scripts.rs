@@ -29,3 +29,6 @@ script!(SAVE_STATE, "scripts/save_state.lua");
 script!(STATS, "scripts/stats.lua");
 script!(SUMMARIES, "scripts/summaries.lua");
 script!(PRUNE_QUEUES, "scripts/prune_queues.lua");
+script!(SCHEDULE_REGISTER, "scripts/schedule_register.lua");
+script!(SCHEDULE_FIRE, "scripts/schedule_fire.lua");
+script!(SCHEDULE_STATE, "scripts/schedule_state.lua");
