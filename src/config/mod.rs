@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod http;
 mod parse;
 mod secrets;
 mod timings;
@@ -133,6 +134,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Heroku's dyno name (`DYNO`), used only to make process ids readable.
     pub dyno: Option<String>,
+    /// Networks the `http` kind may reach past its SSRF guard (`HTTP_ALLOW_NETWORKS`).
+    pub http_allow_networks: Vec<ipnet::IpNet>,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -164,6 +167,7 @@ struct RawEnv {
     rust_log: Option<String>,
     log_format: Option<String>,
     dyno: Option<String>,
+    http_allow_networks: Option<String>,
 }
 
 impl Config {
@@ -207,6 +211,8 @@ impl Config {
         )?;
         let log_format = parse_log_format(raw.log_format.as_deref())?;
         let queues = parse_queues(raw.queues.as_deref().unwrap_or("default"))?;
+        let http_allow_networks =
+            http::parse_allow_networks(raw.http_allow_networks.as_deref(), &mut warnings)?;
         Ok(Config {
             port: raw.port.unwrap_or(5000),
             redis_url,
@@ -237,6 +243,7 @@ impl Config {
             log_filter: raw.rust_log.unwrap_or_else(|| "info".to_string()),
             log_format,
             dyno: raw.dyno,
+            http_allow_networks,
             warnings,
         })
     }
@@ -283,6 +290,7 @@ impl std::fmt::Debug for Config {
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .field("dyno", &self.dyno)
+            .field("http_allow_networks", &self.http_allow_networks)
             .field("warnings", &self.warnings)
             .finish()
     }
