@@ -36,7 +36,11 @@ pub(super) fn parse_allow_networks(
         if network.prefix_len() == 0 {
             warnings.push(format!(
                 "{VAR} includes {network}: the SSRF guard is off for every {} address",
-                if network.addr().is_ipv4() { "IPv4" } else { "IPv6" }
+                if network.addr().is_ipv4() {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                }
             ));
         }
         if !networks.contains(&network) {
@@ -47,7 +51,10 @@ pub(super) fn parse_allow_networks(
         return Err(invalid(
             VAR,
             value,
-            &format!("lists {} networks, at most {ALLOW_NETWORKS_LIMIT}", networks.len()),
+            &format!(
+                "lists {} networks, at most {ALLOW_NETWORKS_LIMIT}",
+                networks.len()
+            ),
         ));
     }
     Ok(networks)
@@ -68,17 +75,33 @@ mod tests {
         assert_eq!(parse_allow_networks(None, &mut Vec::new()).unwrap(), vec![]);
         assert_eq!(
             parse(" 127.0.0.0/8, 10.1.2.3/16 ,fd00::/8,192.168.1.7,::1,,127.0.0.0/8").unwrap(),
-            vec!["127.0.0.0/8", "10.1.0.0/16", "fd00::/8", "192.168.1.7/32", "::1/128"]
+            vec![
+                "127.0.0.0/8",
+                "10.1.0.0/16",
+                "fd00::/8",
+                "192.168.1.7/32",
+                "::1/128"
+            ]
         );
     }
 
     #[test]
     fn a_bad_entry_names_the_setting_and_the_entry() {
-        for bad in ["127.0.0.0/33", "localhost", "10.0.0.0/8;11.0.0.0/8", "fe80::/129"] {
+        for bad in [
+            "127.0.0.0/33",
+            "localhost",
+            "10.0.0.0/8;11.0.0.0/8",
+            "fe80::/129",
+        ] {
             let err = parse(bad).unwrap_err();
-            assert!(err.contains("HTTP_ALLOW_NETWORKS") && err.contains("is not a CIDR"), "{err}");
+            assert!(
+                err.contains("HTTP_ALLOW_NETWORKS") && err.contains("is not a CIDR"),
+                "{err}"
+            );
         }
-        let many: Vec<String> = (0..=ALLOW_NETWORKS_LIMIT).map(|i| format!("10.0.{i}.0/24")).collect();
+        let many: Vec<String> = (0..=ALLOW_NETWORKS_LIMIT)
+            .map(|i| format!("10.0.{i}.0/24"))
+            .collect();
         let err = parse(&many.join(",")).unwrap_err();
         assert!(err.contains("at most 64"), "{err}");
     }
@@ -88,6 +111,9 @@ mod tests {
         let mut warnings = Vec::new();
         parse_allow_networks(Some("0.0.0.0/0,10.0.0.0/8"), &mut warnings).unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("guard is off for every IPv4"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("guard is off for every IPv4"),
+            "{warnings:?}"
+        );
     }
 }

@@ -27,12 +27,11 @@ pub const DEMO_KINDS: [&str; 4] = ["sleep", "fail", "steps", "cpu"];
 /// itself up, is an error, so the process refuses to start rather than run without it.
 pub fn registry(config: &crate::config::Config) -> Result<Registry, RegistryError> {
     let mut registry = Registry::new();
-    let http = http::Http::new(config.http_allow_networks.clone()).map_err(|e| {
-        RegistryError::Setup {
+    let http =
+        http::Http::new(config.http_allow_networks.clone()).map_err(|e| RegistryError::Setup {
             kind: "http".into(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     registry
         .register("noop", noop::Noop)?
         .register("echo", echo::Echo)?

@@ -114,7 +114,9 @@ fn parse_headers(headers: BTreeMap<String, String>) -> Result<HeaderMap, String>
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("header name {name:?} is not a valid HTTP header name"))?;
         if RESERVED_HEADERS.contains(&header.as_str()) {
-            return Err(format!("header {name:?} is set by the client and may not be given"));
+            return Err(format!(
+                "header {name:?} is set by the client and may not be given"
+            ));
         }
         let value = HeaderValue::from_str(&value)
             .map_err(|_| format!("header {name:?} has a value that is not valid in HTTP"))?;
@@ -187,17 +189,47 @@ mod tests {
     fn bad_arguments_are_refused_with_a_reason() {
         for (value, needle) in [
             (json!({}), "missing field `url`"),
-            (json!({"url": "ftp://example.com/"}), "must be http or https"),
-            (json!({"url": "file:///etc/passwd"}), "must be http or https"),
+            (
+                json!({"url": "ftp://example.com/"}),
+                "must be http or https",
+            ),
+            (
+                json!({"url": "file:///etc/passwd"}),
+                "must be http or https",
+            ),
             (json!({"url": "not a url"}), "is not a URL"),
-            (json!({"url": "http://e.com", "method": "TRACE"}), "method \"TRACE\""),
-            (json!({"url": "http://e.com", "headers": {"bad name": "x"}}), "header name"),
-            (json!({"url": "http://e.com", "headers": {"x": "a\nb"}}), "not valid in HTTP"),
-            (json!({"url": "http://e.com", "headers": {"Host": "x"}}), "\"Host\" is set by"),
-            (json!({"url": "http://e.com", "headers": {"x": 1}}), "expected a string"),
-            (json!({"url": "http://e.com", "timeout": 0}), "timeout 0 must be"),
-            (json!({"url": "http://e.com", "timeout": 3601}), "at most 3600"),
-            (json!({"url": "http://e.com", "header": {}}), "unknown field `header`"),
+            (
+                json!({"url": "http://e.com", "method": "TRACE"}),
+                "method \"TRACE\"",
+            ),
+            (
+                json!({"url": "http://e.com", "headers": {"bad name": "x"}}),
+                "header name",
+            ),
+            (
+                json!({"url": "http://e.com", "headers": {"x": "a\nb"}}),
+                "not valid in HTTP",
+            ),
+            (
+                json!({"url": "http://e.com", "headers": {"Host": "x"}}),
+                "\"Host\" is set by",
+            ),
+            (
+                json!({"url": "http://e.com", "headers": {"x": 1}}),
+                "expected a string",
+            ),
+            (
+                json!({"url": "http://e.com", "timeout": 0}),
+                "timeout 0 must be",
+            ),
+            (
+                json!({"url": "http://e.com", "timeout": 3601}),
+                "at most 3600",
+            ),
+            (
+                json!({"url": "http://e.com", "header": {}}),
+                "unknown field `header`",
+            ),
         ] {
             let err = args(value.clone()).unwrap_err();
             assert!(err.contains(needle), "{value}: {err}");
@@ -208,10 +240,19 @@ mod tests {
     fn the_limit_key_is_the_host_with_a_port_only_when_it_is_not_the_default() {
         for (url, key) in [
             ("https://API.Example.com/x", Some("http:api.example.com")),
-            ("https://api.example.com:443/x", Some("http:api.example.com")),
+            (
+                "https://api.example.com:443/x",
+                Some("http:api.example.com"),
+            ),
             ("http://api.example.com:80/x", Some("http:api.example.com")),
-            ("http://api.example.com:8080/x", Some("http:api.example.com:8080")),
-            ("https://api.example.com:80/x", Some("http:api.example.com:80")),
+            (
+                "http://api.example.com:8080/x",
+                Some("http:api.example.com:8080"),
+            ),
+            (
+                "https://api.example.com:80/x",
+                Some("http:api.example.com:80"),
+            ),
             ("http://example.com./", Some("http:example.com")),
             ("http://[::1]:9000/", Some("http:[::1]:9000")),
             ("http://2130706433/", Some("http:127.0.0.1")),

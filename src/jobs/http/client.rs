@@ -148,9 +148,18 @@ mod tests {
 
     #[tokio::test]
     async fn localhost_in_any_spelling_is_loopback() {
-        for host in ["localhost", "localhost.", "LocalHost", "api.localhost", "a.b.localhost."] {
+        for host in [
+            "localhost",
+            "localhost.",
+            "LocalHost",
+            "api.localhost",
+            "a.b.localhost.",
+        ] {
             let found = lookup(host).await.unwrap();
-            assert!(found.iter().all(|a| a.ip().is_loopback()), "{host}: {found:?}");
+            assert!(
+                found.iter().all(|a| a.ip().is_loopback()),
+                "{host}: {found:?}"
+            );
             assert!(allowed_addresses(&Guard::default(), host, found).is_err());
         }
         let allow = Guard::new(vec!["127.0.0.0/8".parse().unwrap()]);

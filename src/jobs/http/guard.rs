@@ -70,7 +70,10 @@ const BLOCKED_V6: [(Ipv6Net, &str); 12] = [
     (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "local-use NAT64"),
     (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "discard-only"),
     (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "documentation"),
-    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), "IETF protocol assignments"),
+    (
+        v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
+        "IETF protocol assignments",
+    ),
     (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation"),
     (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique-local"),
     (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local"),

@@ -90,7 +90,7 @@ fn ipv6_ranges_that_are_not_the_internet_are_refused() {
         ("64:ff9b:1::1", "local-use NAT64"),
         ("100::1", "discard-only"),
         ("2001:db8::1", "documentation"),
-        ("2001::1", "IETF protocol assignments"), // Teredo
+        ("2001::1", "IETF protocol assignments"),   // Teredo
         ("2001:2::1", "IETF protocol assignments"), // benchmarking
         ("3fff::1", "documentation"),
         ("fc00::1", "unique-local"),
@@ -103,7 +103,11 @@ fn ipv6_ranges_that_are_not_the_internet_are_refused() {
     ] {
         assert_eq!(refused(ip), range, "{ip}");
     }
-    for ip in ["2606:4700:4700::1111", "2a00:1450:4001::200e", "2001:4860::8888"] {
+    for ip in [
+        "2606:4700:4700::1111",
+        "2a00:1450:4001::200e",
+        "2001:4860::8888",
+    ] {
         assert!(allowed(ip), "{ip}");
     }
 }
@@ -141,7 +145,10 @@ fn odd_spellings_reach_the_guard_as_the_address_they_mean() {
         ("http://[::ffff:127.0.0.1]/", "::ffff:7f00:1"),
         ("http://[0:0:0:0:0:ffff:7f00:1]:8080/", "::ffff:7f00:1"),
         ("http://[::1]/", "::1"),
-        ("http://169.254.169.254./latest/meta-data/", "169.254.169.254"),
+        (
+            "http://169.254.169.254./latest/meta-data/",
+            "169.254.169.254",
+        ),
         ("https://2852039166/", "169.254.169.254"),
     ] {
         let url = Url::parse(url).unwrap();
@@ -154,7 +161,11 @@ fn odd_spellings_reach_the_guard_as_the_address_they_mean() {
 
 #[test]
 fn names_are_left_to_the_resolver() {
-    for url in ["http://example.com/", "http://localhost./", "http://xn--e1afmkfd.xn--p1ai/"] {
+    for url in [
+        "http://example.com/",
+        "http://localhost./",
+        "http://xn--e1afmkfd.xn--p1ai/",
+    ] {
         let url = Url::parse(url).unwrap();
         assert_eq!(literal_ip(&url), None, "{url}");
         assert_eq!(guard().check_url(&url), Ok(()));
@@ -167,7 +178,13 @@ fn the_allow_list_lifts_the_guard_for_its_networks_only() {
         "127.0.0.0/8".parse().unwrap(),
         "fd00:ec2::/32".parse().unwrap(),
     ]);
-    for ip in ["127.0.0.1", "127.9.9.9", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "fd00:ec2::254"] {
+    for ip in [
+        "127.0.0.1",
+        "127.9.9.9",
+        "::ffff:127.0.0.1",
+        "64:ff9b::7f00:1",
+        "fd00:ec2::254",
+    ] {
         assert_eq!(guard.check(ip.parse().unwrap(), None), Ok(()), "{ip}");
     }
     for ip in ["10.0.0.1", "169.254.169.254", "::1", "fd00:ec3::1"] {

@@ -38,8 +38,7 @@ impl Http {
     /// The kind, allowing `allow` (`HTTP_ALLOW_NETWORKS`) past the guard.
     pub(crate) fn new(allow: Vec<IpNet>) -> Result<Http, ClientError> {
         let guard = Arc::new(Guard::new(allow));
-        let client = client::build(guard.clone())
-            .map_err(|e| ClientError(response::chain(&e)))?;
+        let client = client::build(guard.clone()).map_err(|e| ClientError(response::chain(&e)))?;
         Ok(Http { client, guard })
     }
 

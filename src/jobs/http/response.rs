@@ -55,7 +55,12 @@ pub(crate) async fn read_capped(
 }
 
 /// The result of a 2xx: `{"status", "headers", "body", "body_truncated"}`.
-pub(crate) fn success(status: StatusCode, headers: &Map<String, Value>, body: &[u8], cut: bool) -> Value {
+pub(crate) fn success(
+    status: StatusCode,
+    headers: &Map<String, Value>,
+    body: &[u8],
+    cut: bool,
+) -> Value {
     let content_type = headers.get("content-type").and_then(Value::as_str);
     let (body, cut) = body_value(content_type, body, cut);
     json!({
@@ -174,7 +179,10 @@ pub(crate) fn send_error(error: reqwest::Error, timeout: Duration) -> JobError {
     }
     let error = error.without_url();
     if error.is_timeout() {
-        return JobError::new(format!("no response within the {}s timeout", timeout.as_secs_f64()));
+        return JobError::new(format!(
+            "no response within the {}s timeout",
+            timeout.as_secs_f64()
+        ));
     }
     let message = chain(&error);
     if error.is_builder() || error.is_redirect() {

@@ -27,12 +27,24 @@ fn a_json_response_is_returned_as_json_and_text_as_text() {
                "body": {"id": 7}, "body_truncated": false})
     );
     let h = notable_headers(&headers(&[("content-type", "application/problem+json")]));
-    assert_eq!(success(StatusCode::OK, &h, b"[1]", false)["body"], json!([1]));
+    assert_eq!(
+        success(StatusCode::OK, &h, b"[1]", false)["body"],
+        json!([1])
+    );
     let h = notable_headers(&headers(&[("content-type", "text/plain")]));
-    assert_eq!(success(StatusCode::OK, &h, b"{\"a\":1}", false)["body"], "{\"a\":1}");
+    assert_eq!(
+        success(StatusCode::OK, &h, b"{\"a\":1}", false)["body"],
+        "{\"a\":1}"
+    );
     let h = notable_headers(&headers(&[("content-type", "application/json")]));
-    assert_eq!(success(StatusCode::OK, &h, b"{oops", false)["body"], "{oops");
-    assert_eq!(success(StatusCode::NO_CONTENT, &Map::new(), b"", false)["body"], "");
+    assert_eq!(
+        success(StatusCode::OK, &h, b"{oops", false)["body"],
+        "{oops"
+    );
+    assert_eq!(
+        success(StatusCode::NO_CONTENT, &Map::new(), b"", false)["body"],
+        ""
+    );
 }
 
 #[test]
@@ -44,13 +56,20 @@ fn the_worst_body_still_fits_the_result_limit() {
     }
     let h = notable_headers(&headers(&pairs));
     assert_eq!(h.len(), NOTABLE_HEADERS.len());
-    for body in [vec![1u8; BODY_MAX_BYTES], vec![b'"'; BODY_MAX_BYTES], "é".repeat(BODY_MAX_BYTES / 2).into_bytes()] {
+    for body in [
+        vec![1u8; BODY_MAX_BYTES],
+        vec![b'"'; BODY_MAX_BYTES],
+        "é".repeat(BODY_MAX_BYTES / 2).into_bytes(),
+    ] {
         let result = success(StatusCode::OK, &h, &body, true);
         let size = result.to_string().len();
         assert!(size < RESULT_MAX_BYTES, "{size}");
         assert_eq!(result["body_truncated"], true);
         let stored = result["body"].to_string().len();
-        assert!(stored <= BODY_MAX_BYTES && stored > BODY_MAX_BYTES - 8, "{stored}");
+        assert!(
+            stored <= BODY_MAX_BYTES && stored > BODY_MAX_BYTES - 8,
+            "{stored}"
+        );
     }
 }
 
@@ -84,7 +103,10 @@ fn statuses_map_to_retries_throttles_and_permanent_failures() {
     ] {
         let err = failure(StatusCode::from_u16(status).unwrap(), h, b"");
         assert_eq!(err.retry(), retry, "{status}");
-        assert!(err.message().starts_with(&format!("HTTP {status}")), "{err}");
+        assert!(
+            err.message().starts_with(&format!("HTTP {status}")),
+            "{err}"
+        );
     }
 }
 
@@ -92,7 +114,11 @@ fn statuses_map_to_retries_throttles_and_permanent_failures() {
 fn a_failure_quotes_a_short_excerpt_of_the_body() {
     let body = format!("  no such hook {}", "x".repeat(1000));
     let err = failure(StatusCode::NOT_FOUND, &HeaderMap::new(), body.as_bytes());
-    assert!(err.message().starts_with("HTTP 404 Not Found: no such hook xxx"), "{err}");
+    assert!(
+        err.message()
+            .starts_with("HTTP 404 Not Found: no such hook xxx"),
+        "{err}"
+    );
     assert!(err.message().len() < 260, "{}", err.message().len());
 }
 
@@ -104,7 +130,10 @@ fn retry_after_takes_seconds_or_a_date_within_bounds() {
     assert_eq!(at(" 3 "), Some(Duration::from_secs(3)));
     assert_eq!(at("0"), Some(RETRY_AFTER_MIN));
     assert_eq!(at("99999999999999999999999"), Some(RETRY_AFTER_MAX));
-    assert_eq!(at("Sun, 06 Nov 1994 08:50:07 GMT"), Some(Duration::from_secs(30)));
+    assert_eq!(
+        at("Sun, 06 Nov 1994 08:50:07 GMT"),
+        Some(Duration::from_secs(30))
+    );
     assert_eq!(at("Sun, 06 Nov 1994 08:00:00 GMT"), Some(RETRY_AFTER_MIN));
     assert_eq!(at("-5"), None);
     assert_eq!(at("soon"), None);
@@ -115,7 +144,8 @@ fn retry_after_takes_seconds_or_a_date_within_bounds() {
 fn stored_size_counts_escapes() {
     assert_eq!(cut_to_stored_size("abc", 5), ("abc", false));
     assert_eq!(cut_to_stored_size("abcd", 5), ("abc", true));
-    assert_eq!(cut_to_stored_size("a\"b", 5), ("a", true));
+    assert_eq!(cut_to_stored_size("a\"b", 5), ("a\"", true));
+    assert_eq!(cut_to_stored_size("a\"b", 4), ("a", true));
     assert_eq!(cut_to_stored_size("\u{1}", 8), ("\u{1}", false));
     assert_eq!(cut_to_stored_size("\u{1}", 7), ("", true));
 }
