@@ -94,3 +94,52 @@ impl Handler for Http {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+    use crate::jobs::{Retry, TestContext};
+
+    fn args(value: Value) -> HttpArgs {
+        HttpArgs::deserialize(value).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refused_literal_fails_for_good_before_any_connection() {
+        let http = Http::new(Vec::new()).unwrap();
+        for url in [
+            "http://127.0.0.1:1/",
+            "http://[fd00:ec2::254]/",
+            "http://0x7f.1/",
+        ] {
+            let err = http
+                .run(args(json!({"url": url})), TestContext::new().context())
+                .await
+                .unwrap_err();
+            assert_eq!(err.retry(), Retry::Never, "{url}: {err}");
+            assert!(err.message().starts_with("blocked address"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_job_returns_at_once() {
+        let http = Http::new(vec!["10.0.0.0/8".parse().unwrap()]).unwrap();
+        let test = TestContext::new();
+        test.cancel();
+        // 10.255.255.1 does not answer: only the cancellation can end this.
+        let args = args(json!({"url": "http://10.255.255.1/", "timeout": 3600}));
+        let err = http.run(args, test.context()).await.unwrap_err();
+        assert_eq!(err.message(), "cancelled");
+    }
+
+    #[test]
+    fn the_limit_key_comes_from_the_raw_args() {
+        let http = Http::new(Vec::new()).unwrap();
+        let key = http.limit_key(&json!({"url": "https://API.example.com:8443/x"}));
+        assert_eq!(key.as_deref(), Some("http:api.example.com:8443"));
+        assert_eq!(http.limit_key(&json!({"url": "nope"})), None);
+    }
+}

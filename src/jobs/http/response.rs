@@ -94,12 +94,12 @@ fn is_json(content_type: Option<&str>) -> bool {
 /// The body as JSON when it is whole, says it is JSON and parses; else as text cut to
 /// [`BODY_MAX_BYTES`] as stored. The flag says whether anything was cut.
 fn body_value(content_type: Option<&str>, body: &[u8], cut: bool) -> (Value, bool) {
-    if !cut && is_json(content_type) {
-        if let Ok(value) = serde_json::from_slice::<Value>(body) {
-            if value.to_string().len() <= BODY_MAX_BYTES {
-                return (value, false);
-            }
-        }
+    if !cut
+        && is_json(content_type)
+        && let Ok(value) = serde_json::from_slice::<Value>(body)
+        && value.to_string().len() <= BODY_MAX_BYTES
+    {
+        return (value, false);
     }
     let text = utf8_prefix(body, cut);
     let (text, shortened) = cut_to_stored_size(&text, BODY_MAX_BYTES);
@@ -109,12 +109,11 @@ fn body_value(content_type: Option<&str>, body: &[u8], cut: bool) -> (Value, boo
 /// The body as text. When the body was cut, a character split by the cut is dropped rather than
 /// shown as a replacement character; other invalid UTF-8 is replaced.
 fn utf8_prefix(body: &[u8], cut: bool) -> String {
-    if cut {
-        if let Err(e) = std::str::from_utf8(body) {
-            if e.error_len().is_none() {
-                return String::from_utf8_lossy(&body[..e.valid_up_to()]).into_owned();
-            }
-        }
+    if cut
+        && let Err(e) = std::str::from_utf8(body)
+        && e.error_len().is_none()
+    {
+        return String::from_utf8_lossy(&body[..e.valid_up_to()]).into_owned();
     }
     String::from_utf8_lossy(body).into_owned()
 }
@@ -180,7 +179,7 @@ pub(crate) fn send_error(error: reqwest::Error, timeout: Duration) -> JobError {
     let error = error.without_url();
     if error.is_timeout() {
         return JobError::new(format!(
-            "no response within the {}s timeout",
+            "no complete response within the {}s timeout",
             timeout.as_secs_f64()
         ));
     }
