@@ -330,6 +330,7 @@ mod tests {
         assert_eq!(c.job_retention_max, 10_000);
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert!(!c.demo_kinds);
+        assert!(c.http_allow_networks.is_empty());
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 

@@ -195,6 +195,8 @@ impl Drop for HttpServer {
 /// Serves requests on one connection until the client closes it or it idles out.
 fn serve(stream: TcpStream, state: &Mutex<State>) {
     let _ = stream.set_read_timeout(Some(IDLE));
+    // Without it, a reply written in more than one segment waits for the client's delayed ACK.
+    let _ = stream.set_nodelay(true);
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -273,7 +275,7 @@ fn write_reply(writer: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
         return writer.write_all(b"0\r\n\r\n");
     }
     head.push_str(&format!("content-length: {}\r\n\r\n", reply.body.len()));
-    writer.write_all(head.as_bytes())?;
-    writer.write_all(&reply.body)?;
-    writer.flush()
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&reply.body);
+    writer.write_all(&bytes)
 }

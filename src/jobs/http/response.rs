@@ -158,7 +158,7 @@ pub(crate) fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> J
 /// The wait a `Retry-After` header asks for (seconds, or an HTTP date), within 1 s and 24 h.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let wait = if value.bytes().all(|b| b.is_ascii_digit()) {
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
     } else {
         let at: SystemTime = chrono::DateTime::parse_from_rfc2822(value).ok()?.into();

@@ -137,6 +137,7 @@ fn retry_after_takes_seconds_or_a_date_within_bounds() {
     assert_eq!(at("Sun, 06 Nov 1994 08:00:00 GMT"), Some(RETRY_AFTER_MIN));
     assert_eq!(at("-5"), None);
     assert_eq!(at("soon"), None);
+    assert_eq!(at(""), None);
     assert_eq!(retry_after(&HeaderMap::new(), now), None);
 }
 
