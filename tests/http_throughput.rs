@@ -54,7 +54,7 @@ fn wait_done(web: &App, server: &HttpServer, jobs: usize) {
             .and_then(|qs| qs.iter().find(|q| q["name"] == "default").cloned())
             .unwrap_or_default();
         let idle = status == StatusCode::OK && default["depth"] == 0 && default["running"] == 0;
-        (idle && server.received().len() >= jobs).then_some(())
+        (idle && server.received_count() >= jobs).then_some(())
     });
     assert!(done.is_some(), "the jobs never finished");
 }

@@ -175,6 +175,11 @@ impl HttpServer {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// How many requests were received so far.
+    pub fn received_count(&self) -> usize {
+        self.state.lock().unwrap().received.len()
+    }
+
     /// The requests received for `path`.
     pub fn received_at(&self, path: &str) -> Vec<Received> {
         self.received()
