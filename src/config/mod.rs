@@ -10,6 +10,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod mail;
+mod http;
 mod parse;
 mod schedules;
 mod secrets;
@@ -145,6 +146,8 @@ pub struct Config {
     pub mail: MailSettings,
     /// Periodic jobs (`SCHEDULES`).
     pub schedules: Vec<crate::schedule::Schedule>,
+    /// Networks the `http` kind may reach past its SSRF guard (`HTTP_ALLOW_NETWORKS`).
+    pub http_allow_networks: Vec<ipnet::IpNet>,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -179,6 +182,7 @@ struct RawEnv {
     smtp_url: Option<String>,
     mail_from: Option<String>,
     schedules: Option<String>,
+    http_allow_networks: Option<String>,
 }
 
 impl Config {
@@ -223,6 +227,8 @@ impl Config {
         let log_format = parse_log_format(raw.log_format.as_deref())?;
         let queues = parse_queues(raw.queues.as_deref().unwrap_or("default"))?;
         let mail = parse_mail(raw.smtp_url, raw.mail_from, &mut warnings)?;
+        let http_allow_networks =
+            http::parse_allow_networks(raw.http_allow_networks.as_deref(), &mut warnings)?;
         Ok(Config {
             port: raw.port.unwrap_or(5000),
             redis_url,
@@ -255,6 +261,7 @@ impl Config {
             dyno: raw.dyno,
             mail,
             schedules: parse_schedules(raw.schedules.as_deref())?,
+            http_allow_networks,
             warnings,
         })
     }
@@ -303,6 +310,7 @@ impl std::fmt::Debug for Config {
             .field("dyno", &self.dyno)
             .field("mail", &self.mail)
             .field("schedules", &self.schedules.len())
+            .field("http_allow_networks", &self.http_allow_networks)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -342,6 +350,7 @@ mod tests {
         assert_eq!(c.job_retention_max, 10_000);
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert!(!c.demo_kinds);
+        assert!(c.http_allow_networks.is_empty());
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 

@@ -33,6 +33,22 @@ pub enum KindError {
 #[error("job kind {0:?} is registered twice")]
 pub struct DuplicateKind(pub String);
 
+/// Why the registry could not be built; the process refuses to start.
+#[derive(Debug, Error, PartialEq)]
+pub enum RegistryError {
+    /// A name registered twice.
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateKind),
+    /// A kind could not set itself up (e.g. the `http` kind's client).
+    #[error("job kind {kind:?} could not be set up: {reason}")]
+    Setup {
+        /// The kind.
+        kind: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
 /// Why `kind` is unknown, in words a client can act on: a demo kind names the setting that
 /// enables it.
 pub fn unknown_kind_message(kind: &str) -> String {
@@ -174,14 +190,14 @@ mod tests {
         );
         assert_eq!(
             registry.kinds(),
-            vec!["cpu", "echo", "fail", "noop", "sleep", "steps"]
+            vec!["cpu", "echo", "fail", "http", "noop", "sleep", "steps"]
         );
     }
 
     #[test]
     fn demo_kinds_are_registered_only_when_asked_and_named_when_missing() {
         let registry = super::super::registry(&config(&[])).unwrap();
-        assert_eq!(registry.kinds(), vec!["echo", "noop"]);
+        assert_eq!(registry.kinds(), vec!["echo", "http", "noop"]);
         let err = registry
             .validate("sleep", &json!({"ms": 5}))
             .unwrap_err()
