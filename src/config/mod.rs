@@ -9,11 +9,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+mod limits;
 mod parse;
 mod secrets;
 mod timings;
 
 pub use crate::worker::QueuePolicy;
+pub use limits::{CONCURRENCY_LIMIT, Limit, Rate, check_limit_key};
 pub use secrets::{redact_url, redis_url_for_client};
 
 use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
@@ -133,6 +135,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Heroku's dyno name (`DYNO`), used only to make process ids readable.
     pub dyno: Option<String>,
+    /// Shared rate and concurrency limits by key (`LIMITS`).
+    pub limits: std::collections::BTreeMap<String, Limit>,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -164,6 +168,7 @@ struct RawEnv {
     rust_log: Option<String>,
     log_format: Option<String>,
     dyno: Option<String>,
+    limits: Option<String>,
 }
 
 impl Config {
@@ -237,6 +242,7 @@ impl Config {
             log_filter: raw.rust_log.unwrap_or_else(|| "info".to_string()),
             log_format,
             dyno: raw.dyno,
+            limits: limits::parse_limits(raw.limits.as_deref())?,
             warnings,
         })
     }
@@ -283,6 +289,7 @@ impl std::fmt::Debug for Config {
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .field("dyno", &self.dyno)
+            .field("limits", &self.limits)
             .field("warnings", &self.warnings)
             .finish()
     }

@@ -15,7 +15,7 @@ mod steps;
 
 pub use context::{JobContext, Saved, TestContext};
 pub use handler::{Handler, JobError, KindOptions, Retry};
-pub use registry::{DuplicateKind, KindError, Registry, unknown_kind_message};
+pub use registry::{DuplicateKind, InvalidLimit, KindError, Registry, unknown_kind_message};
 
 /// Kinds for demos, load tests and the test suite, registered only with `DEMO_KINDS=true`: a
 /// public app should not let any token holder park workers or burn CPU on request.
@@ -36,5 +36,6 @@ pub fn registry(config: &crate::config::Config) -> Result<Registry, DuplicateKin
             .register("steps", steps::Steps)?
             .register("cpu", cpu::Cpu)?;
     }
+    registry.apply_limits(&config.limits);
     Ok(registry)
 }

@@ -17,6 +17,9 @@
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
+//! | `limit_pauses` | zset | shared limit keys paused by a throttling service, by the ms the pause ends |
+//! | `limit:rate:{key}` | string, TTL | a shared limit's next start (GCRA), expiring once it is past |
+//! | `limit:running:{key}` | zset | a concurrency limit's holders (`{process}\|{job id}`) by expiry |
 //!
 //! Pub/sub channels `wake` (a queue got a ready job) and `cancel` (a running job was cancelled)
 //! carry hints only: every process also polls, so a lost message delays work but never loses it.
@@ -69,6 +72,7 @@ mod job;
 mod jobs;
 mod keys;
 mod lease;
+mod limit_store;
 mod limits;
 mod memory;
 mod processes;
@@ -88,6 +92,7 @@ pub use job::{AttemptError, JobRecord, JobStatus};
 pub use jobs::{Cancelled, Enqueued, IDEMPOTENCY_TTL, NewJob, Retried, RunAt};
 pub use keys::Keys;
 pub use lease::{FailOutcome, Lease, NextAttempt, RequeueOutcome, StateField};
+pub use limit_store::{DeferOutcome, LimitCheck, LimitState, LimitVerdict, Refusal};
 pub use limits::{
     CHECKPOINT_MAX_BYTES, ERROR_MAX_BYTES, ERRORS_KEPT, PROGRESS_MAX_BYTES, RESULT_MAX_BYTES,
     SUMMARY_ERROR_MAX_BYTES, TooLarge, json_within, truncate,

@@ -29,3 +29,8 @@ script!(SAVE_STATE, "scripts/save_state.lua");
 script!(STATS, "scripts/stats.lua");
 script!(SUMMARIES, "scripts/summaries.lua");
 script!(PRUNE_QUEUES, "scripts/prune_queues.lua");
+script!(DEFER, "scripts/defer.lua");
+script!(LIMIT_ACQUIRE, "scripts/limit_acquire.lua");
+script!(LIMIT_RELEASE, "scripts/limit_release.lua");
+script!(LIMIT_PAUSE, "scripts/limit_pause.lua");
+script!(LIMIT_STATE, "scripts/limit_state.lua");

@@ -1,0 +1,97 @@
+-- limit_acquire: decides all of a job's limit keys at once, in the order pause, concurrency,
+-- rate, and takes every key or none.
+-- KEYS[1] limit pauses zset  KEYS[2] the job hash (mode 'job'; any key in mode 'wait')
+-- ARGV[1] base  ARGV[2] mode  ARGV[3] holder ('<process>|<job id>[|n]')  ARGV[4] hold ms
+-- ARGV[5..] three per key: limit key, rate interval ms (0: no rate), concurrency (0: none)
+-- Modes: 'job' is a fetched job about to start. A rate wait books the key's next slot for it,
+-- notes the slot as 'limit_ticket' in the job hash, and refuses it: when the job comes back at
+-- its slot the ticket lets it pass the rate (it is not booked twice). 'wait' is a handler
+-- waiting in its process: a rate wait books the slot and takes the concurrency at once, and
+-- the caller sleeps until the slot.
+-- Returns {verdict, wait ms, key}: 'ok' (taken), 'booked' (mode 'wait': taken, start after
+-- wait ms), or a refusal 'paused', 'concurrency' or 'rate' (come back after wait ms; for
+-- 'concurrency' the wait is unknown and 0).
+-- Holders are scored by expiry (now + hold ms) and belong to a process: one whose expiry has
+-- passed, or whose process's heartbeat is gone (it died), frees its slot here.
+local base, mode, holder, hold_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if not hold_ms or (mode ~= 'job' and mode ~= 'wait') then error('bad limit_acquire arguments') end
+local limits = {}
+for i = 5, #ARGV, 3 do
+  local interval, conc = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if not (interval and conc) then error('bad limit_acquire arguments') end
+  limits[#limits + 1] = {key = ARGV[i], interval = interval, conc = conc}
+end
+local now = now_ms()
+local jk = KEYS[2]
+
+-- A refused job gives up its ticket: a stale one would let it skip the rate later.
+local function refuse(verdict, wait, key)
+  if mode == 'job' then redis.call('HDEL', jk, 'limit_ticket') end
+  return {verdict, math.ceil(wait), key}
+end
+
+local function holders_below(rk, conc)
+  redis.call('ZREMRANGEBYSCORE', rk, '-inf', now)
+  if redis.call('ZCARD', rk) < conc then return true end
+  for _, member in ipairs(redis.call('ZRANGE', rk, 0, -1)) do
+    local process = string.match(member, '^([^|]*)|')
+    if not process or redis.call('EXISTS', heartbeat_key(base, process)) == 0 then
+      redis.call('ZREM', rk, member)
+    end
+  end
+  return redis.call('ZCARD', rk) < conc
+end
+
+for _, l in ipairs(limits) do
+  local until_ms = tonumber(redis.call('ZSCORE', KEYS[1], l.key))
+  if until_ms and until_ms > now then return refuse('paused', until_ms - now, l.key) end
+end
+for _, l in ipairs(limits) do
+  if l.conc > 0 then
+    local rk = limit_running_key(base, l.key)
+    if not redis.call('ZSCORE', rk, holder) and not holders_below(rk, l.conc) then
+      return refuse('concurrency', 0, l.key)
+    end
+  end
+end
+
+local ticket = nil
+if mode == 'job' then ticket = tonumber(redis.call('HGET', jk, 'limit_ticket')) end
+local booked = ticket ~= nil and ticket <= now
+local wait, wait_key = 0, ''
+local tats = {}
+for i, l in ipairs(limits) do
+  if l.interval > 0 and not booked then
+    local tat = tonumber(redis.call('GET', limit_rate_key(base, l.key))) or now
+    if tat < now then tat = now end
+    tats[i] = tat
+    if tat - now > wait then wait, wait_key = tat - now, l.key end
+  end
+end
+-- Each key's next slot goes to this job, now or at its turn; the key lives while it matters.
+for i, l in ipairs(limits) do
+  if tats[i] then
+    local next_tat = tats[i] + l.interval
+    redis.call('SET', limit_rate_key(base, l.key), string.format('%.3f', next_tat),
+      'PX', math.ceil(next_tat - now) + 1000)
+  end
+end
+if wait > 0 and mode == 'job' then
+  redis.call('HSET', jk, 'limit_ticket', now + math.ceil(wait))
+  return {'rate', math.ceil(wait), wait_key}
+end
+for _, l in ipairs(limits) do
+  if l.conc > 0 then
+    local rk = limit_running_key(base, l.key)
+    redis.call('ZADD', rk, now + hold_ms, holder)
+    redis.call('PEXPIRE', rk, hold_ms)
+  end
+end
+if mode == 'job' then
+  -- Started now, not when it was fetched: the record shows when it really ran.
+  redis.call('HDEL', jk, 'limit_ticket')
+  redis.call('HSET', jk, 'started_at', now)
+  return {'ok', 0, ''}
+end
+if wait > 0 then return {'booked', math.ceil(wait), wait_key} end
+return {'ok', 0, ''}
