@@ -3,9 +3,9 @@
 -- KEYS[1] limit pauses zset  KEYS[2] the job hash (mode 'job'; any key in mode 'wait')
 -- ARGV[1] base  ARGV[2] mode  ARGV[3] holder ('<process>|<job id>[|n]')  ARGV[4] hold ms
 -- ARGV[5..] three per key: limit key, rate interval ms (0: no rate), concurrency (0: none)
--- Modes: 'job' is a fetched job about to start. A rate wait books the key's next slot for it,
--- notes the slot as 'limit_ticket' in the job hash, and refuses it: when the job comes back at
--- its slot the ticket lets it pass the rate (it is not booked twice). 'wait' is a handler
+-- Modes: 'job' is a fetched job about to start. A rate wait books the key's next turn for it,
+-- notes the turn as 'limit_ticket' in the job hash, and refuses it: when the job comes back at
+-- its turn the ticket stands for it (it is not booked twice). 'wait' is a handler
 -- waiting in its process: a rate wait books the slot and takes the concurrency at once, and
 -- the caller sleeps until the slot.
 -- Returns {verdict, wait ms, key}: 'ok' (taken), 'booked' (mode 'wait': taken, start after
@@ -55,29 +55,48 @@ for _, l in ipairs(limits) do
   end
 end
 
+-- Rate (GCRA, no burst): a key's 'tat' is when its next turn is due, and 'last' when a job
+-- last started under it. A start needs its turn (a ticket is a turn booked earlier) and
+-- 'interval' since the last start, so starts are never closer than the rate's spacing even when
+-- a job comes late for its turn and the next one is on time.
 local ticket = nil
 if mode == 'job' then ticket = tonumber(redis.call('HGET', jk, 'limit_ticket')) end
 local booked = ticket ~= nil and ticket <= now
-local wait, wait_key = 0, ''
-local tats = {}
+local turn, turn_key, spacing, spacing_key = 0, '', 0, ''
+local tats, rated = {}, {}
 for i, l in ipairs(limits) do
-  if l.interval > 0 and not booked then
-    local tat = tonumber(redis.call('GET', limit_rate_key(base, l.key))) or now
-    if tat < now then tat = now end
-    tats[i] = tat
-    if tat - now > wait then wait, wait_key = tat - now, l.key end
+  if l.interval > 0 then
+    rated[#rated + 1] = i
+    local f = redis.call('HMGET', limit_rate_key(base, l.key), 'tat', 'last')
+    local last = tonumber(f[2])
+    if last and last + l.interval - now > spacing then
+      spacing, spacing_key = last + l.interval - now, l.key
+    end
+    if not booked then
+      local tat = tonumber(f[1]) or now
+      if tat < now then tat = now end
+      tats[i] = tat
+      if tat - now > turn then turn, turn_key = tat - now, l.key end
+    end
   end
 end
--- Each key's next slot goes to this job, now or at its turn; the key lives while it matters.
-for i, l in ipairs(limits) do
-  if tats[i] then
-    local next_tat = tats[i] + l.interval
-    redis.call('SET', limit_rate_key(base, l.key), string.format('%.3f', next_tat),
-      'PX', math.ceil(next_tat - now) + 1000)
-  end
+local function save_rate(i, tat, last)
+  local l = limits[i]
+  local rk = limit_rate_key(base, l.key)
+  if tat then redis.call('HSET', rk, 'tat', string.format('%.3f', tat)) end
+  if last then redis.call('HSET', rk, 'last', string.format('%.3f', last)) end
+  local f = redis.call('HMGET', rk, 'tat', 'last')
+  local horizon = math.max(tonumber(f[1]) or now, (tonumber(f[2]) or now) + l.interval)
+  redis.call('PEXPIRE', rk, math.ceil(horizon - now) + 1000)
 end
+local wait, wait_key = turn, turn_key
+if spacing > wait then wait, wait_key = spacing, spacing_key end
+-- Not yet: the job's turn is booked now (each key's next turn is its), unless it holds one.
 if wait > 0 and mode == 'job' then
-  redis.call('HSET', jk, 'limit_ticket', now + math.ceil(wait))
+  for _, i in ipairs(rated) do
+    if tats[i] then save_rate(i, math.max(tats[i], now + wait) + limits[i].interval, nil) end
+  end
+  if not booked then redis.call('HSET', jk, 'limit_ticket', now + math.ceil(wait)) end
   return {'rate', math.ceil(wait), wait_key}
 end
 for _, l in ipairs(limits) do
@@ -86,6 +105,11 @@ for _, l in ipairs(limits) do
     redis.call('ZADD', rk, now + hold_ms, holder)
     redis.call('PEXPIRE', rk, hold_ms)
   end
+end
+-- Starts now, or (mode 'wait') at its booked turn after 'wait'.
+for _, i in ipairs(rated) do
+  local tat = tats[i] and math.max(tats[i], now + wait) + limits[i].interval
+  save_rate(i, tat, now + wait)
 end
 if mode == 'job' then
   -- Started now, not when it was fetched: the record shows when it really ran.
