@@ -80,11 +80,12 @@ fn a_rate_limit_holds_across_three_processes() {
         took >= Duration::from_secs(3) && took <= Duration::from_secs(6),
         "{took:?}"
     );
-    // No burst: starts are at least 200 ms apart, so a second holds at most 5.
-    assert!(busiest <= 5, "{busiest} starts in one second: {starts:?}");
+    // The documented burst: one start beyond the rate in a second, as a job that came late for
+    // its turn catches up; never two starts closer than half the spacing.
+    assert!(busiest <= 6, "{busiest} starts in one second: {starts:?}");
     assert!(
-        starts.windows(2).all(|w| w[1] - w[0] >= 200),
-        "spaced by the rate: {starts:?}"
+        starts.windows(2).all(|w| w[1] - w[0] >= 100),
+        "spaced by at least half the rate's interval: {starts:?}"
     );
     for job in &jobs {
         assert_eq!(job["attempts"], 1, "waiting is not an attempt: {job}");
