@@ -258,3 +258,151 @@ fn a_bad_limits_entry_stops_start_up_naming_its_key_and_field() {
         );
     }
 }
+
+#[test]
+fn the_slot_of_a_process_that_died_frees_itself() {
+    let redis = Redis::start();
+    let limits = r#"{"kind:sleep": {"concurrency": 1}}"#;
+    let mut doomed = App::start_ready(&redis.url(), &[("LIMITS", limits)]);
+    let held = doomed.enqueue_ok(&json!({"kind": "sleep", "args": {"ms": 60000}}));
+    doomed.wait_for_status(&held, "running", Duration::from_secs(5));
+    let survivor = App::start_ready(&redis.url(), &[("LIMITS", limits)]);
+    let killed = Instant::now();
+    doomed.kill();
+    // Cancelled, so that once reaped it does not take the slot again itself.
+    survivor.cancel(&held);
+    let waiting =
+        survivor.enqueue_ok(&json!({"kind": "sleep", "args": {"ms": 10}, "max_attempts": 1}));
+    // The dead process's slot frees once its heartbeat expires (15 s), not after the 60 s job.
+    let job = survivor.wait_for_status(&waiting, "succeeded", Duration::from_secs(30));
+    eprintln!("slot freed {:?} after SIGKILL", killed.elapsed());
+    assert!(killed.elapsed() < Duration::from_secs(30));
+    assert_eq!(job["attempts"], 1, "{job}");
+}
+
+/// A Tokio runtime connected to `redis`, and two processes' views of a `10/s` limit.
+fn two_processes_limits(
+    redis: &Redis,
+) -> (
+    tokio::runtime::Runtime,
+    Vec<std::sync::Arc<onedyno::limiter::SharedLimits>>,
+) {
+    use onedyno::config::Limit;
+    use onedyno::queue::{Queue, RedisHandle, Retention};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let views = (0..2)
+        .map(|i| {
+            let mut registry = onedyno::Registry::new();
+            registry
+                .limit(
+                    "http:api.example.com",
+                    Limit::rate(10, Duration::from_secs(1)),
+                )
+                .unwrap();
+            let handle = RedisHandle::open(&redis.url()).unwrap();
+            let retention = Retention {
+                job: Duration::from_secs(60),
+                job_max: 100,
+                dead: Duration::from_secs(60),
+                dead_max: 100,
+            };
+            let queue = Queue::new(handle.clone(), "onedyno", retention);
+            runtime.block_on(async {
+                handle.spawn_connect(onedyno::shutdown::Shutdown::new(Duration::from_secs(5)));
+                while !handle.is_connected() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+            std::sync::Arc::new(onedyno::limiter::SharedLimits::new(
+                queue,
+                std::sync::Arc::new(registry),
+                format!("process-{i}"),
+            ))
+        })
+        .collect();
+    (runtime, views)
+}
+
+#[test]
+fn a_named_limiter_paces_calls_across_processes_and_honours_pauses_and_cancellation() {
+    use tokio_util::sync::CancellationToken;
+    let redis = Redis::start();
+    let (runtime, views) = two_processes_limits(&redis);
+    let began = Instant::now();
+    // Three callers in two processes, ten calls each, against 10/s: about 2.9 s.
+    let calls: Vec<Duration> = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for caller in 0..3 {
+            let limiter = views[caller % 2].limiter(
+                "http:api.example.com",
+                &format!("caller-{caller}"),
+                Duration::from_secs(60),
+                CancellationToken::new(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut at = Vec::new();
+                for _ in 0..10 {
+                    let _permit = limiter.acquire().await.unwrap();
+                    at.push(began.elapsed());
+                }
+                at
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all.sort();
+        all
+    });
+    let took = calls[29];
+    eprintln!("30 calls at 10/s from 3 callers in 2 processes: {took:?}");
+    assert!(
+        took >= Duration::from_millis(2500) && took <= Duration::from_millis(4500),
+        "{took:?}"
+    );
+    let ms: Vec<i64> = calls.iter().map(|d| d.as_millis() as i64).collect();
+    assert!(most_starts_in_a_window(&ms, 1000) <= 11, "{ms:?}");
+
+    // A pause set in one process holds the other's caller until it ends.
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let here = views[0].limiter(
+            "http:api.example.com",
+            "p",
+            Duration::from_secs(60),
+            cancel.clone(),
+        );
+        let there = views[1].limiter("http:api.example.com", "q", Duration::from_secs(60), cancel);
+        here.pause(Duration::from_millis(700)).await.unwrap();
+        let before = Instant::now();
+        there.acquire().await.unwrap();
+        assert!(
+            before.elapsed() >= Duration::from_millis(600),
+            "{:?}",
+            before.elapsed()
+        );
+
+        // A caller waiting for a long pause stops as soon as it is cancelled.
+        let cancel = CancellationToken::new();
+        let waiting = views[1].limiter(
+            "http:api.example.com",
+            "r",
+            Duration::from_secs(60),
+            cancel.clone(),
+        );
+        here.pause(Duration::from_secs(30)).await.unwrap();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.cancel();
+        });
+        let before = Instant::now();
+        assert!(waiting.acquire().await.is_err(), "cancelled");
+        assert!(
+            before.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            before.elapsed()
+        );
+    });
+}

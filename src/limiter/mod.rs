@@ -112,6 +112,19 @@ impl SharedLimits {
         }
     }
 
+    /// A limiter for work outside a job (a script, a loop of your own): its slots are held by
+    /// `<process>|<owner>|<n>` and, like a job's, free themselves when this process's heartbeat
+    /// is gone or `hold` is over. Waits end when `cancel` fires.
+    pub fn limiter(
+        self: &Arc<Self>,
+        key: &str,
+        owner: &str,
+        hold: Duration,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Limiter {
+        Limiter::shared(key, cancel, self.clone(), owner, hold)
+    }
+
     /// The holder name of job `id` in this process.
     fn holder(&self, id: &str) -> String {
         format!("{}|{id}", self.process)
