@@ -306,6 +306,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_test_context_records_the_limiters_a_handler_acquired() {
+        let test = TestContext::new();
+        let ctx = test.context();
+        let api = ctx.limiter("http:api.example.com");
+        assert_eq!(api.key(), "http:api.example.com");
+        api.acquire().await.unwrap();
+        ctx.limiter("kind:report").acquire().await.unwrap();
+        api.pause(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(
+            test.saved().acquired,
+            vec![
+                "http:api.example.com".to_string(),
+                "kind:report".to_string()
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn a_test_context_says_who_the_job_is_and_can_be_cancelled() {
         let test = TestContext::new()
             .attempt(3)

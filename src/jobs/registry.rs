@@ -259,6 +259,46 @@ mod tests {
         assert!(!err.contains("DEMO_KINDS"), "{err}");
     }
 
+    struct Webhook;
+
+    impl Handler for Webhook {
+        type Args = Value;
+
+        fn limit_key(&self, args: &Value) -> Option<String> {
+            args["host"].as_str().map(|h| format!("http:{h}"))
+        }
+
+        async fn run(&self, args: Value, _ctx: JobContext) -> Result<Value, JobError> {
+            Ok(args)
+        }
+    }
+
+    #[test]
+    fn limits_come_from_code_and_limits_wins_and_jobs_name_their_keys() {
+        use crate::config::Limit;
+        use std::time::Duration;
+        let mut registry = Registry::new();
+        registry.register("hook", Webhook).unwrap();
+        let second = Limit::rate(1, Duration::from_secs(1));
+        registry.limit("http:api.example.com", second).unwrap();
+        registry.limit("kind:hook", Limit::concurrency(3)).unwrap();
+        let err = registry.limit("http:API", second).unwrap_err();
+        assert_eq!(err.key, "http:API");
+        assert!(registry.limit("kind:hook", Limit::default()).is_err());
+        let configured = config(&[("LIMITS", r#"{"kind:hook": {"concurrency": 1}}"#)]);
+        registry.apply_limits(&configured.limits);
+        assert_eq!(registry.limits()["kind:hook"], Limit::concurrency(1));
+        assert_eq!(registry.limits()["http:api.example.com"], second);
+        let args = json!({"host": "api.example.com"});
+        assert_eq!(
+            registry.limit_keys("hook", &args),
+            vec!["kind:hook".to_string(), "http:api.example.com".to_string()]
+        );
+        assert_eq!(registry.pause_key("hook", &args), "http:api.example.com");
+        assert_eq!(registry.limit_keys("hook", &json!({})), vec!["kind:hook"]);
+        assert_eq!(registry.pause_key("hook", &json!({})), "kind:hook");
+    }
+
     struct Mail;
 
     impl Handler for Mail {

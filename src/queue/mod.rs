@@ -32,7 +32,8 @@
 //! - `id kind queue args max_attempts timeout_ms created_at`: what the job was enqueued with.
 //! - `status`: `scheduled queued running retrying succeeded dead cancelled`, the one state the
 //!   API shows; the keys the job is listed under follow from it.
-//! - `attempts`: fetches so far, counted up by each fetch (a requeue still counts one);
+//! - `attempts`: fetches so far, counted up by each fetch (a requeue still counts one, a job put
+//!   back by a shared limit before it started does not: `defer.lua` takes it back);
 //!   `failures`: failed attempts since the job was last retried through the API, which
 //!   `max_attempts` bounds.
 //! - `lease`: `{process}:{attempt}`, written by the fetch that leased the job and deleted when
@@ -52,6 +53,8 @@
 //! - `idem_key` and `idem_fp`: the `Idempotency-Key` that created the job and a hash of the
 //!   request that came with it, so a repeated key tells the same request from a different one
 //!   and a finished job lives at least as long as its key.
+//! - `limit_ticket`: the ms of the rate-limit turn booked for a job waiting behind a shared limit
+//!   (`limit_acquire.lua`); its next start uses the turn instead of booking another.
 //! - `run_at enqueued_at started_at finished_at`: times in ms since the epoch, read from Redis's
 //!   clock.
 //!
