@@ -80,13 +80,8 @@ fn a_rate_limit_holds_across_three_processes() {
         took >= Duration::from_secs(3) && took <= Duration::from_secs(6),
         "{took:?}"
     );
-    // The documented burst: one start beyond the rate in a second, as a job that came late for
-    // its turn catches up; never two starts closer than half the spacing.
+    // The documented burst: at most one start beyond the rate in any second.
     assert!(busiest <= 6, "{busiest} starts in one second: {starts:?}");
-    assert!(
-        starts.windows(2).all(|w| w[1] - w[0] >= 100),
-        "spaced by at least half the rate's interval: {starts:?}"
-    );
     for job in &jobs {
         assert_eq!(job["attempts"], 1, "waiting is not an attempt: {job}");
         assert_eq!(job["errors"], json!([]), "{job}");

@@ -55,12 +55,11 @@ for _, l in ipairs(limits) do
   end
 end
 
--- Rate (GCRA): a key's 'tat' is when its next turn is due, one 'interval' after the last turn
--- given, and 'last' when a job last started under it. A start needs its turn (a ticket is a
--- turn booked earlier) and half an interval since the last start: a job that came late for its
--- turn (promotion and fetch take a few ms) does not delay every turn after it, so the long-run
--- rate is the limit, and catching up is bounded to twice the rate for a moment. The README
--- documents the burst this allows: one start beyond the rate in a second.
+-- Rate: two GCRA clocks per key. 'tat' hands out turns, one 'interval' apart, in order: a job
+-- refused for want of a turn books the next one (its ticket). 'atat' runs on actual starts
+-- with a tolerance of one interval: a start needs 'atat' - interval <= now. So a job that came
+-- late for its turn (promotion and fetch take a few ms) does not push back every turn after it,
+-- and yet no window of time sees more than one start beyond the rate (the README's burst).
 local ticket = nil
 if mode == 'job' then ticket = tonumber(redis.call('HGET', jk, 'limit_ticket')) end
 local booked = ticket ~= nil and ticket <= now
@@ -69,10 +68,10 @@ local tats, rated = {}, {}
 for i, l in ipairs(limits) do
   if l.interval > 0 then
     rated[#rated + 1] = i
-    local f = redis.call('HMGET', limit_rate_key(base, l.key), 'tat', 'last')
-    local last = tonumber(f[2])
-    if last and last + l.interval / 2 - now > spacing then
-      spacing, spacing_key = last + l.interval / 2 - now, l.key
+    local f = redis.call('HMGET', limit_rate_key(base, l.key), 'tat', 'atat')
+    local atat = tonumber(f[2])
+    if atat and atat - l.interval - now > spacing then
+      spacing, spacing_key = atat - l.interval - now, l.key
     end
     if not booked then
       local tat = tonumber(f[1]) or now
@@ -82,13 +81,17 @@ for i, l in ipairs(limits) do
     end
   end
 end
-local function save_rate(i, tat, last)
+-- start: when the job starts (now, or its booked turn in mode 'wait'), or nil when booking only.
+local function save_rate(i, tat, start)
   local l = limits[i]
   local rk = limit_rate_key(base, l.key)
   if tat then redis.call('HSET', rk, 'tat', string.format('%.3f', tat)) end
-  if last then redis.call('HSET', rk, 'last', string.format('%.3f', last)) end
-  local f = redis.call('HMGET', rk, 'tat', 'last')
-  local horizon = math.max(tonumber(f[1]) or now, (tonumber(f[2]) or now) + l.interval)
+  if start then
+    local atat = tonumber(redis.call('HGET', rk, 'atat')) or start
+    redis.call('HSET', rk, 'atat', string.format('%.3f', math.max(atat, start) + l.interval))
+  end
+  local f = redis.call('HMGET', rk, 'tat', 'atat')
+  local horizon = math.max(tonumber(f[1]) or now, tonumber(f[2]) or now)
   redis.call('PEXPIRE', rk, math.ceil(horizon - now) + 1000)
 end
 local wait, wait_key = turn, turn_key
