@@ -114,7 +114,8 @@ impl SharedLimits {
 
     /// A limiter for work outside a job (a script, a loop of your own): its slots are held by
     /// `<process>|<owner>|<n>` and, like a job's, free themselves when this process's heartbeat
-    /// is gone or `hold` is over. Waits end when `cancel` fires.
+    /// is gone or `hold` is over. A process that runs no workers keeps no heartbeat, so its
+    /// concurrency slots count only until the limit is full. Waits end when `cancel` fires.
     pub fn limiter(
         self: &Arc<Self>,
         key: &str,
