@@ -241,10 +241,8 @@ fn a_bad_limits_entry_stops_start_up_naming_its_key_and_field() {
         ),
     ] {
         let mut app = App::spawn("redis://127.0.0.1:1", &[("LIMITS", value)]);
-        let status = app
-            .wait_exit(Duration::from_secs(5))
-            .expect("a bad LIMITS must stop the process");
-        std::thread::sleep(Duration::from_millis(100));
+        let status = app.wait_exit(Duration::from_secs(5)).expect("must stop");
+        std::thread::sleep(Duration::from_millis(100)); // the log readers drain the pipes
         let logs = app.logs();
         assert_eq!(status.code(), Some(2), "{logs}");
         assert!(
@@ -275,13 +273,10 @@ fn the_slot_of_a_process_that_died_frees_itself() {
     assert_eq!(job["attempts"], 1, "{job}");
 }
 
+type Views = Vec<std::sync::Arc<onedyno::limiter::SharedLimits>>;
+
 /// A Tokio runtime connected to `redis`, and two processes' views of a `10/s` limit.
-fn two_processes_limits(
-    redis: &Redis,
-) -> (
-    tokio::runtime::Runtime,
-    Vec<std::sync::Arc<onedyno::limiter::SharedLimits>>,
-) {
+fn two_processes_limits(redis: &Redis) -> (tokio::runtime::Runtime, Views) {
     use onedyno::config::Limit;
     use onedyno::queue::{Queue, RedisHandle, Retention};
     let runtime = tokio::runtime::Runtime::new().unwrap();
