@@ -15,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod limiter;
 pub mod maintenance;
 pub mod queue;
 pub mod schedule;

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 mod mail;
 mod http;
+mod limits;
 mod parse;
 mod schedules;
 mod secrets;
@@ -18,6 +19,7 @@ mod timings;
 
 pub use crate::worker::QueuePolicy;
 pub use mail::{MailSettings, SMTP_TIMEOUT, SmtpSettings};
+pub use limits::{CONCURRENCY_LIMIT, Limit, Rate, check_limit_key};
 pub use secrets::{redact_url, redis_url_for_client};
 
 use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
@@ -148,6 +150,8 @@ pub struct Config {
     pub schedules: Vec<crate::schedule::Schedule>,
     /// Networks the `http` kind may reach past its SSRF guard (`HTTP_ALLOW_NETWORKS`).
     pub http_allow_networks: Vec<ipnet::IpNet>,
+    /// Shared rate and concurrency limits by key (`LIMITS`).
+    pub limits: std::collections::BTreeMap<String, Limit>,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -183,6 +187,7 @@ struct RawEnv {
     mail_from: Option<String>,
     schedules: Option<String>,
     http_allow_networks: Option<String>,
+    limits: Option<String>,
 }
 
 impl Config {
@@ -262,6 +267,7 @@ impl Config {
             mail,
             schedules: parse_schedules(raw.schedules.as_deref())?,
             http_allow_networks,
+            limits: limits::parse_limits(raw.limits.as_deref())?,
             warnings,
         })
     }
@@ -311,6 +317,7 @@ impl std::fmt::Debug for Config {
             .field("mail", &self.mail)
             .field("schedules", &self.schedules.len())
             .field("http_allow_networks", &self.http_allow_networks)
+            .field("limits", &self.limits)
             .field("warnings", &self.warnings)
             .finish()
     }

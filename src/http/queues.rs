@@ -1,5 +1,5 @@
 //! `GET /queues`: depth, latency and running per queue; scheduled, retrying and dead counts;
-//! Redis's memory use against its limit.
+//! Redis's memory use against its limit; each shared limit's state.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -14,5 +14,6 @@ pub(super) async fn queues(state: web::Data<AppState>) -> Result<HttpResponse, A
     let mut body = serde_json::to_value(stats)
         .map_err(|e| ApiError::internal("encoding the queue stats", e))?;
     body["redis"] = json!(memory);
+    body["limits"] = json!(crate::limiter::status(&state.queue, &state.registry).await?);
     Ok(HttpResponse::Ok().json(body))
 }

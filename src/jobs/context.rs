@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::JobError;
+use crate::limiter::{Limiter, SharedLimits};
 use crate::queue::{Lease, StateField, json_within};
 use crate::shutdown::sleep_unless;
 
@@ -20,6 +21,8 @@ pub struct JobContext {
     job: Arc<JobFacts>,
     sink: StateSink,
     cancel: CancellationToken,
+    /// Shared limits, with how long a slot taken in this job lives at most.
+    limits: Option<(Arc<SharedLimits>, Duration)>,
 }
 
 /// The parts of the job record a handler may read.
@@ -46,6 +49,8 @@ pub struct Saved {
     pub progress: Vec<Value>,
     /// The latest checkpoint.
     pub checkpoint: Option<Value>,
+    /// The keys of every [`JobContext::limiter`] acquired, in order.
+    pub acquired: Vec<String>,
 }
 
 impl JobContext {
@@ -61,6 +66,36 @@ impl JobContext {
             job: Arc::new(facts),
             sink: StateSink::Lease(Box::new(lease)),
             cancel,
+            limits: None,
+        }
+    }
+
+    /// This context with the process's shared limits, a slot taken through
+    /// [`JobContext::limiter`] living at most `hold` unless given back.
+    pub(crate) fn with_limits(mut self, limits: Arc<SharedLimits>, hold: Duration) -> JobContext {
+        self.limits = Some((limits, hold));
+        self
+    }
+
+    /// The shared limit `key` (`http:<host>`, `kind:<name>`), to wait on before each call a job
+    /// makes to a limited service: see [`Limiter::acquire`]. It holds across every process,
+    /// and its waits end when the job is cancelled.
+    pub fn limiter(&self, key: &str) -> Limiter {
+        let cancel = self.cancel.clone();
+        match (&self.limits, &self.sink) {
+            (Some((shared, hold)), _) => {
+                Limiter::shared(key, cancel, shared.clone(), &self.job.id, *hold)
+            }
+            (None, StateSink::Memory(saved)) => {
+                let saved = saved.clone();
+                Limiter::local(
+                    key,
+                    cancel,
+                    Arc::new(move |k| lock(&saved).acquired.push(k.to_string())),
+                )
+            }
+            // A context without limits (none are wired) waits for nothing.
+            (None, StateSink::Lease(_)) => Limiter::local(key, cancel, Arc::new(|_| {})),
         }
     }
 
@@ -231,6 +266,7 @@ impl TestContext {
             }),
             sink: StateSink::Memory(self.saved.clone()),
             cancel: self.cancel.clone(),
+            limits: None,
         }
     }
 
@@ -267,6 +303,24 @@ mod tests {
         ctx.save_checkpoint(&json!({"at": 1})).await.unwrap();
         assert_eq!(test.saved().progress, vec![json!({"done": 1})]);
         assert_eq!(test.saved().checkpoint, Some(json!({"at": 1})));
+    }
+
+    #[tokio::test]
+    async fn a_test_context_records_the_limiters_a_handler_acquired() {
+        let test = TestContext::new();
+        let ctx = test.context();
+        let api = ctx.limiter("http:api.example.com");
+        assert_eq!(api.key(), "http:api.example.com");
+        api.acquire().await.unwrap();
+        ctx.limiter("kind:report").acquire().await.unwrap();
+        api.pause(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(
+            test.saved().acquired,
+            vec![
+                "http:api.example.com".to_string(),
+                "kind:report".to_string()
+            ]
+        );
     }
 
     #[tokio::test]

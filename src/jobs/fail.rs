@@ -2,7 +2,9 @@
 //!
 //! `{"times": n}` fails the first n attempts, then succeeds; without `times` it always fails.
 //! `message` sets the error; `permanent: true` asks not to be retried; `retry_after` (seconds)
-//! asks for that delay instead of the backoff.
+//! asks for that delay instead of the backoff. `throttle` (seconds) makes the first attempt say
+//! the service is throttling (like a 429 with `Retry-After`), pausing the kind's shared limit key
+//! for every process, and the next attempt succeed.
 
 use std::time::Duration;
 
@@ -24,6 +26,8 @@ pub(super) struct FailArgs {
     pub permanent: bool,
     /// Retry after this many seconds instead of the backoff.
     pub retry_after: Option<f64>,
+    /// Throttled for this many seconds on the first attempt, then succeeds.
+    pub throttle: Option<f64>,
 }
 
 /// Fails as told.
@@ -33,6 +37,15 @@ impl Handler for Fail {
     type Args = FailArgs;
 
     async fn run(&self, args: FailArgs, ctx: JobContext) -> Result<Value, JobError> {
+        if let Some(pause) = args
+            .throttle
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        {
+            if ctx.attempt() == 1 {
+                return Err(JobError::throttled("throttled on purpose", pause));
+            }
+            return Ok(json!({ "succeeded_on_attempt": ctx.attempt() }));
+        }
         if args.times.is_some_and(|n| ctx.attempt() > n) {
             return Ok(json!({ "succeeded_on_attempt": ctx.attempt() }));
         }

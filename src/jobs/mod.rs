@@ -17,7 +17,9 @@ mod steps;
 
 pub use context::{JobContext, Saved, TestContext};
 pub use handler::{Handler, JobError, KindOptions, Retry};
-pub use registry::{DuplicateKind, KindError, Registry, RegistryError, unknown_kind_message};
+pub use registry::{
+    DuplicateKind, InvalidLimit, KindError, Registry, RegistryError, unknown_kind_message,
+};
 
 /// Kinds for demos, load tests and the test suite, registered only with `DEMO_KINDS=true`: a
 /// public app should not let any token holder park workers or burn CPU on request.
@@ -46,5 +48,6 @@ pub fn registry(config: &crate::config::Config) -> Result<Registry, RegistryErro
             .register("cpu", cpu::Cpu)?;
     }
     email::register(&mut registry, &config.mail)?;
+    registry.apply_limits(&config.limits);
     Ok(registry)
 }

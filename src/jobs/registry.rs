@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use super::JobContext;
 use super::handler::{Handler, JobError, KindOptions};
+use crate::config::{Limit, check_limit_key};
 
 /// Why a job cannot be started or accepted.
 #[derive(Debug, Error, PartialEq)]
@@ -67,16 +68,30 @@ type Start = Box<
         + Sync,
 >;
 
+type LimitKey = Box<dyn Fn(&Value) -> Option<String> + Send + Sync>;
+
 struct Entry {
     check: fn(&Value) -> Result<(), String>,
     start: Start,
     options: KindOptions,
+    limit_key: LimitKey,
 }
 
-/// Job kinds by name.
+/// Job kinds by name, and the shared limits their jobs count against.
 #[derive(Default)]
 pub struct Registry {
     kinds: BTreeMap<String, Entry>,
+    limits: BTreeMap<String, Limit>,
+}
+
+/// A limit declared in code that `LIMITS` would refuse.
+#[derive(Debug, Error, PartialEq)]
+#[error("limit {key:?}: {reason}")]
+pub struct InvalidLimit {
+    /// The limit's key.
+    pub key: String,
+    /// Why it was refused.
+    pub reason: String,
 }
 
 impl std::fmt::Debug for Registry {
@@ -109,6 +124,8 @@ impl Registry {
             return Err(DuplicateKind(kind));
         }
         let handler = Arc::new(handler);
+        let keyed = handler.clone();
+        let limit_key: LimitKey = Box::new(move |args| keyed.limit_key(args));
         let start: Start = Box::new(move |args, ctx| {
             let args = H::Args::deserialize(args).map_err(|e| e.to_string())?;
             let handler = handler.clone();
@@ -120,6 +137,7 @@ impl Registry {
                 check: check_args::<H::Args>,
                 start,
                 options: H::options(),
+                limit_key,
             },
         );
         Ok(self)
@@ -157,6 +175,52 @@ impl Registry {
             kind: kind.to_string(),
             reason,
         })
+    }
+
+    /// Declares a shared limit in code (see the README's "Shared limits"): `key` is
+    /// `kind:<name>` or `http:<host>`. An entry of `LIMITS` for the same key wins, so an operator
+    /// can tune a limit without a deploy.
+    pub fn limit(
+        &mut self,
+        key: impl Into<String>,
+        limit: Limit,
+    ) -> Result<&mut Registry, InvalidLimit> {
+        let key = key.into();
+        if let Err(reason) = check_limit_key(&key).and_then(|()| limit.check()) {
+            return Err(InvalidLimit { key, reason });
+        }
+        self.limits.insert(key, limit);
+        Ok(self)
+    }
+
+    /// Applies `LIMITS` (already checked by the configuration) over the limits declared in code.
+    pub fn apply_limits(&mut self, limits: &BTreeMap<String, Limit>) {
+        self.limits
+            .extend(limits.iter().map(|(key, limit)| (key.clone(), *limit)));
+    }
+
+    /// Every declared limit, by key.
+    pub fn limits(&self) -> &BTreeMap<String, Limit> {
+        &self.limits
+    }
+
+    /// The limit keys a job of `kind` with `args` counts against: `kind:<kind>`, then its
+    /// handler's [`Handler::limit_key`] (e.g. `http:<host>`), whether or not a limit is declared.
+    pub fn limit_keys(&self, kind: &str, args: &Value) -> Vec<String> {
+        let mut keys = vec![format!("kind:{kind}")];
+        if let Some(key) = self.kinds.get(kind).and_then(|e| (e.limit_key)(args)) {
+            keys.push(key);
+        }
+        keys
+    }
+
+    /// The key a throttled job of `kind` pauses: its handler's own key (one host of the `http`
+    /// kind, not every host), else `kind:<kind>`.
+    pub fn pause_key(&self, kind: &str, args: &Value) -> String {
+        self.kinds
+            .get(kind)
+            .and_then(|e| (e.limit_key)(args))
+            .unwrap_or_else(|| format!("kind:{kind}"))
     }
 
     /// The registered names, sorted.
@@ -211,6 +275,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("DEMO_KINDS"), "{err}");
+    }
+
+    struct Webhook;
+
+    impl Handler for Webhook {
+        type Args = Value;
+
+        fn limit_key(&self, args: &Value) -> Option<String> {
+            args["host"].as_str().map(|h| format!("http:{h}"))
+        }
+
+        async fn run(&self, args: Value, _ctx: JobContext) -> Result<Value, JobError> {
+            Ok(args)
+        }
+    }
+
+    #[test]
+    fn limits_come_from_code_and_limits_wins_and_jobs_name_their_keys() {
+        use crate::config::Limit;
+        use std::time::Duration;
+        let mut registry = Registry::new();
+        registry.register("hook", Webhook).unwrap();
+        let second = Limit::rate(1, Duration::from_secs(1));
+        registry.limit("http:api.example.com", second).unwrap();
+        registry.limit("kind:hook", Limit::concurrency(3)).unwrap();
+        let err = registry.limit("http:API", second).unwrap_err();
+        assert_eq!(err.key, "http:API");
+        assert!(registry.limit("kind:hook", Limit::default()).is_err());
+        let configured = config(&[("LIMITS", r#"{"kind:hook": {"concurrency": 1}}"#)]);
+        registry.apply_limits(&configured.limits);
+        assert_eq!(registry.limits()["kind:hook"], Limit::concurrency(1));
+        assert_eq!(registry.limits()["http:api.example.com"], second);
+        let args = json!({"host": "api.example.com"});
+        assert_eq!(
+            registry.limit_keys("hook", &args),
+            vec!["kind:hook".to_string(), "http:api.example.com".to_string()]
+        );
+        assert_eq!(registry.pause_key("hook", &args), "http:api.example.com");
+        assert_eq!(registry.limit_keys("hook", &json!({})), vec!["kind:hook"]);
+        assert_eq!(registry.pause_key("hook", &json!({})), "kind:hook");
     }
 
     struct Mail;

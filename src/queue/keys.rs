@@ -92,6 +92,21 @@ impl Keys {
         format!("{}wake", self.base)
     }
 
+    /// Shared limits' pauses: limit key by the ms the pause ends.
+    pub fn limit_pauses(&self) -> String {
+        format!("{}limit_pauses", self.base)
+    }
+
+    /// A shared limit's rate state: when its next start is due (GCRA's theoretical arrival time).
+    pub fn limit_rate(&self, key: &str) -> String {
+        format!("{}limit:rate:{key}", self.base)
+    }
+
+    /// A shared limit's holders (zset by expiry): who runs under it now.
+    pub fn limit_running(&self, key: &str) -> String {
+        format!("{}limit:running:{key}", self.base)
+    }
+
     /// The pub/sub channel that says a running job was cancelled.
     pub fn cancel_channel(&self) -> String {
         format!("{}cancel", self.base)
@@ -121,6 +136,9 @@ mod tests {
             k.schedule("s"),
             k.wake_channel(),
             k.cancel_channel(),
+            k.limit_pauses(),
+            k.limit_rate("kind:x"),
+            k.limit_running("http:h:1"),
         ] {
             assert!(key.starts_with("{app}:"), "{key}");
         }

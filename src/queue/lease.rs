@@ -200,6 +200,18 @@ impl Lease {
             .await
     }
 
+    /// Puts the job back to wait `delay` without spending an attempt (see `defer.lua`);
+    /// `started` says whether the handler ran (then the fetch still counts in `attempts`).
+    pub async fn defer(
+        &self,
+        delay: Duration,
+        started: bool,
+    ) -> Result<super::DeferOutcome, QueueError> {
+        self.queue
+            .defer_lease(&self.job.id, &self.token, &self.inflight, delay, started)
+            .await
+    }
+
     /// Saves progress or a checkpoint (JSON text, within its limit: see [`StateField::max_bytes`]).
     /// Returns false when the lease was lost.
     pub async fn save(&self, field: StateField, value: &str) -> Result<bool, QueueError> {

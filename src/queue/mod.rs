@@ -18,6 +18,9 @@
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
 //! | `schedule:{name}` | hash | a periodic job: `signature` and `since` (when it was first seen with that pattern), `tick` (the latest tick handled: fired, skipped or missed), `last_tick last_run_at last_job_id` of the last one that fired |
+//! | `limit_pauses` | zset | shared limit keys paused by a throttling service, by the ms the pause ends |
+//! | `limit:rate:{key}` | string, TTL | a shared limit's next start (GCRA), expiring once it is past |
+//! | `limit:running:{key}` | zset | a concurrency limit's holders (`{process}\|{job id}`) by expiry |
 //!
 //! Pub/sub channels `wake` (a queue got a ready job) and `cancel` (a running job was cancelled)
 //! carry hints only: every process also polls, so a lost message delays work but never loses it.
@@ -30,7 +33,8 @@
 //! - `id kind queue args max_attempts timeout_ms created_at`: what the job was enqueued with.
 //! - `status`: `scheduled queued running retrying succeeded dead cancelled`, the one state the
 //!   API shows; the keys the job is listed under follow from it.
-//! - `attempts`: fetches so far, counted up by each fetch (a requeue still counts one);
+//! - `attempts`: fetches so far, counted up by each fetch (a requeue still counts one, a job put
+//!   back by a shared limit before it started does not: `defer.lua` takes it back);
 //!   `failures`: failed attempts since the job was last retried through the API, which
 //!   `max_attempts` bounds.
 //! - `lease`: `{process}:{attempt}`, written by the fetch that leased the job and deleted when
@@ -51,6 +55,8 @@
 //!   request that came with it, so a repeated key tells the same request from a different one
 //!   and a finished job lives at least as long as its key.
 //! - `schedule` and `schedule_tick`: the periodic job and the tick (ms) that enqueued it, if any.
+//! - `limit_ticket`: the ms of the rate-limit turn booked for a job waiting behind a shared limit
+//!   (`limit_acquire.lua`); its next start uses the turn instead of booking another.
 //! - `run_at enqueued_at started_at finished_at`: times in ms since the epoch, read from Redis's
 //!   clock.
 //!
@@ -72,6 +78,7 @@ mod job;
 mod jobs;
 mod keys;
 mod lease;
+mod limit_store;
 mod limits;
 mod memory;
 mod processes;
@@ -92,6 +99,7 @@ pub use job::{AttemptError, JobRecord, JobStatus};
 pub use jobs::{Cancelled, Enqueued, IDEMPOTENCY_TTL, NewJob, Retried, RunAt};
 pub use keys::Keys;
 pub use lease::{FailOutcome, Lease, NextAttempt, RequeueOutcome, StateField};
+pub use limit_store::{DeferOutcome, LimitCheck, LimitState, LimitVerdict, Refusal};
 pub use limits::{
     CHECKPOINT_MAX_BYTES, ERROR_MAX_BYTES, ERRORS_KEPT, PROGRESS_MAX_BYTES, RESULT_MAX_BYTES,
     SUMMARY_ERROR_MAX_BYTES, TooLarge, json_within, truncate,

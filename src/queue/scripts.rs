@@ -32,3 +32,8 @@ script!(PRUNE_QUEUES, "scripts/prune_queues.lua");
 script!(SCHEDULE_REGISTER, "scripts/schedule_register.lua");
 script!(SCHEDULE_FIRE, "scripts/schedule_fire.lua");
 script!(SCHEDULE_STATE, "scripts/schedule_state.lua");
+script!(DEFER, "scripts/defer.lua");
+script!(LIMIT_ACQUIRE, "scripts/limit_acquire.lua");
+script!(LIMIT_RELEASE, "scripts/limit_release.lua");
+script!(LIMIT_PAUSE, "scripts/limit_pause.lua");
+script!(LIMIT_STATE, "scripts/limit_state.lua");

@@ -23,6 +23,7 @@ pub use queue_policy::QueuePolicy;
 pub use running::{JobStop, RunningJobs, StopReason};
 
 use crate::jobs::Registry;
+use crate::limiter::SharedLimits;
 use crate::queue::{Fetched, Queue, QueueError, QueueEvent};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Outage;
@@ -55,6 +56,8 @@ pub(crate) struct Worker {
     fetch_paused: AtomicBool,
     /// Jobs this process's runners gave back to their queues (interrupted by the drain).
     requeued: AtomicU64,
+    /// Shared rate and concurrency limits, checked before a job starts.
+    limits: Arc<SharedLimits>,
 }
 
 /// The worker pool of one process.
@@ -71,8 +74,14 @@ impl Pool {
         process: String,
         jobs_runtime: tokio::runtime::Handle,
     ) -> Pool {
+        let limits = Arc::new(SharedLimits::new(
+            queue.clone(),
+            registry.clone(),
+            process.clone(),
+        ));
         Pool {
             worker: Arc::new(Worker {
+                limits,
                 queue,
                 registry,
                 settings,
@@ -94,6 +103,7 @@ impl Pool {
         let heartbeat = tokio::spawn(heartbeat::run(worker.clone(), heartbeat_stop.clone()));
         let events = worker.queue.subscribe(shutdown.clone());
         tokio::spawn(forward_events(worker.clone(), events, wake.clone()));
+        tokio::spawn(worker.limits.clone().watch_pauses(shutdown.clone()));
         tracing::info!(
             event = "worker.started",
             process = %worker.process,

@@ -17,9 +17,10 @@ use super::Worker;
 use super::backoff::Doubling;
 use super::running::{JobStop, StopReason};
 use crate::jobs::{JobContext, KindError, Retry};
+use crate::limiter::Gate;
 use crate::queue::{
-    ERROR_MAX_BYTES, FailOutcome, Lease, NextAttempt, QueueError, RESULT_MAX_BYTES, RequeueOutcome,
-    json_within, truncate,
+    DeferOutcome, ERROR_MAX_BYTES, FailOutcome, Lease, NextAttempt, QueueError, RESULT_MAX_BYTES,
+    RequeueOutcome, json_within, truncate,
 };
 use crate::shutdown::unless_cancelled;
 use crate::telemetry::panic_message;
@@ -54,6 +55,8 @@ enum Written {
     Cancelled,
     /// Given back to the front of its queue, not counted as a failure.
     Requeued,
+    /// The service throttled it: it waits this long, not counted as a failure.
+    Throttled(Duration),
     /// The lease was void when the outcome arrived: nothing was written.
     LeaseLost,
 }
@@ -66,6 +69,7 @@ impl Written {
             Written::Dead => "dead",
             Written::Cancelled => "cancelled",
             Written::Requeued => "requeued",
+            Written::Throttled(_) => "throttled",
             Written::LeaseLost => "lease_lost",
         }
     }
@@ -84,10 +88,18 @@ pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphor
     );
     async {
         let stop = worker.running.insert(&job.id, lease.token());
-        let started = Instant::now();
-        tracing::info!(event = "job.started");
-        let outcome = bounded(attempt(&worker, &lease, &stop).await);
-        write_outcome(&worker, &lease, &stop, outcome, started).await;
+        // Shared limits first: a job that may not start yet waits in Redis, not in this slot.
+        if let Gate::Start(held) = worker
+            .limits
+            .gate(&lease, hold(&worker, &lease), stop.token())
+            .await
+        {
+            let started = Instant::now();
+            tracing::info!(event = "job.started");
+            let outcome = bounded(attempt(&worker, &lease, &stop).await);
+            write_outcome(&worker, &lease, &stop, outcome, started).await;
+            worker.limits.release(held).await;
+        }
         worker.running.remove(&job.id, &stop);
     }
     .instrument(span)
@@ -95,9 +107,16 @@ pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphor
     drop(permit);
 }
 
+/// How long a job's limit slots live at most: past its timeout and grace it cannot be running.
+fn hold(worker: &Worker, lease: &Lease) -> Duration {
+    let timeout = lease.job().timeout.unwrap_or(worker.settings.job_timeout);
+    timeout + STOP_GRACE + Duration::from_secs(30)
+}
+
 async fn attempt(worker: &Worker, lease: &Lease, stop: &JobStop) -> Outcome {
     let job = lease.job();
-    let ctx = JobContext::new(lease.clone(), stop.token().clone());
+    let ctx = JobContext::new(lease.clone(), stop.token().clone())
+        .with_limits(worker.limits.clone(), hold(worker, lease));
     let future = match worker.registry.start(&job.kind, job.args.clone(), ctx) {
         Ok(future) => future,
         // Another release of the app may know this kind (a deploy in progress): retry later.
@@ -206,6 +225,16 @@ async fn write_outcome(
         Outcome::Failed { retry, .. } => Some(next_attempt(worker, lease, *retry)),
         _ => None,
     };
+    if let Outcome::Failed {
+        retry: Retry::Throttled(pause),
+        ..
+    } = &outcome
+    {
+        worker
+            .limits
+            .throttled(lease, (*pause).min(MAX_RETRY_DELAY))
+            .await;
+    }
     let mut wait = Doubling::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         if stop.reason() == Some(StopReason::LeaseLost) || matches!(outcome, Outcome::Abandon) {
@@ -220,6 +249,9 @@ async fn write_outcome(
             Ok(written) => {
                 if written == Written::Requeued {
                     worker.requeued.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Written::Throttled(delay) = written {
+                    worker.limits.nudge(delay);
                 }
                 log_finished(written, &outcome, duration_ms);
                 return;
@@ -247,7 +279,7 @@ fn log_finished(written: Written, outcome: &Outcome, duration_ms: u64) {
         _ => None,
     };
     let retry_in_ms = match written {
-        Written::Retrying(d) => Some(d.as_millis() as u64),
+        Written::Retrying(d) | Written::Throttled(d) => Some(d.as_millis() as u64),
         _ => None,
     };
     tracing::info!(
@@ -263,7 +295,6 @@ fn log_finished(written: Written, outcome: &Outcome, duration_ms: u64) {
 fn next_attempt(worker: &Worker, lease: &Lease, retry: Retry) -> NextAttempt {
     match retry {
         Retry::Never => NextAttempt::Never,
-        // Until shared limits learn to pause a key, a throttled attempt is an ordinary retry.
         Retry::After(d) | Retry::Throttled(d) => NextAttempt::RetryAfter(d.min(MAX_RETRY_DELAY)),
         Retry::Backoff => NextAttempt::RetryAfter(
             worker
@@ -282,6 +313,18 @@ async fn write(
     next: Option<NextAttempt>,
 ) -> Result<Written, QueueError> {
     match (outcome, next) {
+        // Not a failed attempt: the job waits out the pause, its failures untouched.
+        (
+            Outcome::Failed {
+                retry: Retry::Throttled(_),
+                ..
+            },
+            Some(NextAttempt::RetryAfter(delay)),
+        ) => Ok(match lease.defer(delay, true).await? {
+            DeferOutcome::Deferred => Written::Throttled(delay),
+            DeferOutcome::Cancelled => Written::Cancelled,
+            DeferOutcome::LeaseLost => Written::LeaseLost,
+        }),
         (Outcome::Succeeded(value), _) => Ok(if lease.ack(value).await? {
             Written::Succeeded
         } else {

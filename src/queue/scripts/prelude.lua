@@ -101,3 +101,8 @@ local function parse_keep(retention_ms, keep_max)
   if not keep[1] or not keep[2] or keep[2] < 1 then error('bad retention arguments') end
   return keep
 end
+
+-- Shared limits (limit_*.lua): a key's rate state (the theoretical arrival time of the next
+-- start, GCRA), its running holders (zset scored by expiry), and the pauses of every key.
+local function limit_rate_key(base, key) return base .. 'limit:rate:' .. key end
+local function limit_running_key(base, key) return base .. 'limit:running:' .. key end
