@@ -138,7 +138,7 @@ fn every_status_is_listed_and_paged_exactly_once() {
     exactly_once(&ids(&all_pages(&app, "dead", "", 2)), &dead);
     exactly_once(
         &ids(&all_pages(&app, "retrying", "", 1)),
-        &[retrying.clone()],
+        std::slice::from_ref(&retrying),
     );
     exactly_once(&ids(&all_pages(&app, "cancelled", "", 1)), &cancelled);
 
