@@ -225,6 +225,8 @@ fn dead_jobs_are_deleted_and_retried_in_bulk() {
     let (code, body) = delete(&app, &later);
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
+    let (code, body) = delete(&app, &later);
+    assert_error(code, &body, StatusCode::CONFLICT, "conflict");
 
     // Bulk retry: a filter that matches nothing, then all of them.
     let (code, body) = post(&app, "/jobs/retry?status=dead&kind=echo");
