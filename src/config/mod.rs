@@ -25,7 +25,8 @@ pub use secrets::{redact_url, redis_url_for_client};
 use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
 use mail::parse_mail;
 use parse::{
-    bounded_int, parse_bool, parse_log_format, parse_queues, parse_redis_prefix, parse_role,
+    bounded_int, bounded_seconds, parse_bool, parse_log_format, parse_log_requests, parse_queues,
+    parse_redis_prefix, parse_role,
 };
 use schedules::parse_schedules;
 use secrets::{parse_api_token, parse_redis_url};
@@ -78,6 +79,17 @@ pub enum LogFormat {
     Logfmt,
     /// One JSON object per line, for machine drains.
     Json,
+}
+
+/// Which answered requests get an `http.request` line at info (`LOG_REQUESTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRequests {
+    /// Every request.
+    All,
+    /// Requests that change something (any method but GET and HEAD) and every 4xx or 5xx; a
+    /// successful GET or HEAD (dashboard polling, health checks) is logged at debug, since
+    /// Heroku's router already logs a line for each request.
+    Errors,
 }
 
 /// The largest `MAX_BODY_BYTES`: a body is held in memory whole, so a huge limit is a memory hazard.
@@ -152,6 +164,10 @@ pub struct Config {
     pub http_allow_networks: Vec<ipnet::IpNet>,
     /// Shared rate and concurrency limits by key (`LIMITS`).
     pub limits: std::collections::BTreeMap<String, Limit>,
+    /// Which requests are logged at info (`LOG_REQUESTS`).
+    pub log_requests: LogRequests,
+    /// How often the l2met metrics line is logged (`METRICS_INTERVAL`).
+    pub metrics_interval: Duration,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -188,6 +204,8 @@ struct RawEnv {
     schedules: Option<String>,
     http_allow_networks: Option<String>,
     limits: Option<String>,
+    log_requests: Option<String>,
+    metrics_interval: Option<f64>,
 }
 
 impl Config {
@@ -268,6 +286,14 @@ impl Config {
             schedules: parse_schedules(raw.schedules.as_deref())?,
             http_allow_networks,
             limits: limits::parse_limits(raw.limits.as_deref())?,
+            log_requests: parse_log_requests(raw.log_requests.as_deref())?,
+            metrics_interval: bounded_seconds(
+                "METRICS_INTERVAL",
+                raw.metrics_interval,
+                60.0,
+                1.0,
+                3600.0,
+            )?,
             warnings,
         })
     }
@@ -318,6 +344,8 @@ impl std::fmt::Debug for Config {
             .field("schedules", &self.schedules.len())
             .field("http_allow_networks", &self.http_allow_networks)
             .field("limits", &self.limits)
+            .field("log_requests", &self.log_requests)
+            .field("metrics_interval", &self.metrics_interval)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -358,6 +386,8 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert!(!c.demo_kinds);
         assert!(c.http_allow_networks.is_empty());
+        assert_eq!(c.log_requests, LogRequests::Errors);
+        assert_eq!(c.metrics_interval, Duration::from_secs(60));
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 
@@ -406,5 +436,16 @@ mod tests {
         assert!(config(&[("QUEUES", "a:1,b")]).is_err());
         assert!(config(&[("QUEUES", "a:0")]).is_err());
         assert!(config(&[("REDIS_PREFIX", "a{b}")]).is_err());
+        let err = config(&[("LOG_REQUESTS", "some")]).unwrap_err().to_string();
+        assert!(
+            err.contains("LOG_REQUESTS") && err.contains("some"),
+            "{err}"
+        );
+        assert!(config(&[("METRICS_INTERVAL", "0.5")]).is_err());
+        assert!(config(&[("METRICS_INTERVAL", "3601")]).is_err());
+        assert_eq!(
+            config(&[("LOG_REQUESTS", "all")]).unwrap().log_requests,
+            LogRequests::All
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::{ApiError, AppState};
 /// Paths served to anyone: the health check (Heroku and uptime monitors), and the dashboard's page
 /// itself, which holds no data and asks the user for the token to call the API with.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/health" | "/")
+    matches!(path, "/health" | "/" | "/openapi.json")
 }
 
 /// Rejects a request that is not authorised, before any handler runs.

@@ -15,6 +15,8 @@
 //! | `retry` | zset | failed jobs by the time of their next attempt |
 //! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
+//! | `done:{status}` | zset | succeeded (or cancelled) ids by finish time, for the lists; an id leaves it when it leaves `finished` or passes its retention |
+//! | `minute:{n}` | hash, TTL 65 min | attempts finished (`processed`) and failed (`failed`) in minute `n` since the epoch |
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
 //! | `schedule:{name}` | hash | a periodic job: `signature` and `since` (when it was first seen with that pattern), `tick` (the latest tick handled: fired, skipped or missed), `last_tick last_run_at last_job_id` of the last one that fired |
@@ -80,7 +82,10 @@ mod keys;
 mod lease;
 mod limit_store;
 mod limits;
+mod lists;
+mod manage;
 mod memory;
+mod overview;
 mod processes;
 mod reply;
 mod schedules;
@@ -104,7 +109,10 @@ pub use limits::{
     CHECKPOINT_MAX_BYTES, ERROR_MAX_BYTES, ERRORS_KEPT, PROGRESS_MAX_BYTES, RESULT_MAX_BYTES,
     SUMMARY_ERROR_MAX_BYTES, TooLarge, json_within, truncate,
 };
+pub use lists::{JobPage, ListCursor, ListRequest};
+pub use manage::{BulkRetried, Deleted, RETRY_BATCH};
 pub use memory::RedisMemory;
+pub use overview::{MINUTES_SHOWN, MinuteCount, ProcessInfo};
 pub use processes::{Beat, Fetched, HeldJob, Registration};
 pub use schedules::{ScheduleState, Tick, TickOutcome};
 pub use stats::{QUEUES_LISTED, QueueStats, Stats};

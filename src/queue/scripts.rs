@@ -37,3 +37,7 @@ script!(LIMIT_ACQUIRE, "scripts/limit_acquire.lua");
 script!(LIMIT_RELEASE, "scripts/limit_release.lua");
 script!(LIMIT_PAUSE, "scripts/limit_pause.lua");
 script!(LIMIT_STATE, "scripts/limit_state.lua");
+script!(DELETE, "scripts/delete.lua");
+script!(RETRY_DEAD, "scripts/retry_dead.lua");
+script!(PROCESSES, "scripts/processes.lua");
+script!(MINUTES, "scripts/minutes.lua");

@@ -219,7 +219,8 @@ async fn write_outcome(
     outcome: Outcome,
     started: Instant,
 ) {
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_millis() as u64;
     // Decided once, so every try of the write asks for the same retry delay.
     let next = match &outcome {
         Outcome::Failed { retry, .. } => Some(next_attempt(worker, lease, *retry)),
@@ -254,6 +255,12 @@ async fn write_outcome(
                     worker.limits.nudge(delay);
                 }
                 log_finished(written, &outcome, duration_ms);
+                crate::telemetry::metrics::job_finished(
+                    &lease.job().queue,
+                    &lease.job().kind,
+                    written.status(),
+                    elapsed,
+                );
                 return;
             }
             Err(e) if e.is_transient() => {
@@ -282,13 +289,28 @@ fn log_finished(written: Written, outcome: &Outcome, duration_ms: u64) {
         Written::Retrying(d) | Written::Throttled(d) => Some(d.as_millis() as u64),
         _ => None,
     };
-    tracing::info!(
-        event = "job.finished",
-        duration_ms,
-        status = written.status(),
-        retry_in_ms,
-        error
-    );
+    // A failed attempt is a warning, a dead job an error: what an alert on the log should see.
+    match written {
+        Written::Dead => tracing::error!(
+            event = "job.finished",
+            duration_ms,
+            status = written.status(),
+            error
+        ),
+        Written::Retrying(_) | Written::LeaseLost => tracing::warn!(
+            event = "job.finished",
+            duration_ms,
+            status = written.status(),
+            retry_in_ms,
+            error
+        ),
+        _ => tracing::info!(
+            event = "job.finished",
+            duration_ms,
+            status = written.status(),
+            error
+        ),
+    }
 }
 
 /// When a failed job runs again, if ever.
