@@ -155,6 +155,7 @@ impl App {
                     base: config.retry_backoff_base,
                     max: config.retry_backoff_max,
                 },
+                describe: describe_process(config),
             },
             self.process.clone(),
             jobs_runtime,
@@ -185,4 +186,24 @@ impl App {
         tokio::spawn(server);
         Ok(handle)
     }
+}
+
+/// What `GET /processes` shows of this process beside what the worker knows itself.
+fn describe_process(config: &Config) -> serde_json::Map<String, serde_json::Value> {
+    let role = match config.role {
+        crate::config::Role::Worker => "worker",
+        crate::config::Role::Web => "web",
+        crate::config::Role::All => "all",
+    };
+    // Linux's own name for the host; Heroku's dynos run Linux.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut fields = serde_json::Map::new();
+    fields.insert("dyno".into(), config.dyno.clone().into());
+    fields.insert("host".into(), host.into());
+    fields.insert("role".into(), role.into());
+    fields.insert("started_at".into(), started_at.into());
+    fields
 }

@@ -175,12 +175,14 @@ mod tests {
                 depth: 12,
                 latency: 1.5,
                 running: 3,
+                served: true,
             }],
             scheduled: 4,
             retrying: 1,
             dead: 2,
             processes: 2,
             queues_omitted: 0,
+            running: 3,
         };
         assert_eq!(
             l2met_samples(&stats, None),

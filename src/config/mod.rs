@@ -18,7 +18,8 @@ pub use secrets::{redact_url, redis_url_for_client};
 
 use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
 use parse::{
-    bounded_int, parse_bool, parse_log_format, parse_queues, parse_redis_prefix, parse_role,
+    bounded_int, bounded_seconds, parse_bool, parse_log_format, parse_log_requests, parse_queues,
+    parse_redis_prefix, parse_role,
 };
 use secrets::{parse_api_token, parse_redis_url};
 use timings::parse_timings;
@@ -67,6 +68,17 @@ pub enum LogFormat {
     Logfmt,
     /// One JSON object per line, for machine drains.
     Json,
+}
+
+/// Which answered requests get an `http.request` line at info (`LOG_REQUESTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRequests {
+    /// Every request.
+    All,
+    /// Requests that change something (any method but GET and HEAD) and every 4xx or 5xx; a
+    /// successful GET or HEAD (dashboard polling, health checks) is logged at debug, since
+    /// Heroku's router already logs a line for each request.
+    Errors,
 }
 
 /// The largest `MAX_BODY_BYTES`: a body is held in memory whole, so a huge limit is a memory hazard.
@@ -133,6 +145,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Heroku's dyno name (`DYNO`), used only to make process ids readable.
     pub dyno: Option<String>,
+    /// Which requests are logged at info (`LOG_REQUESTS`).
+    pub log_requests: LogRequests,
+    /// How often the l2met metrics line is logged (`METRICS_INTERVAL`).
+    pub metrics_interval: Duration,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -164,6 +180,8 @@ struct RawEnv {
     rust_log: Option<String>,
     log_format: Option<String>,
     dyno: Option<String>,
+    log_requests: Option<String>,
+    metrics_interval: Option<f64>,
 }
 
 impl Config {
@@ -237,6 +255,14 @@ impl Config {
             log_filter: raw.rust_log.unwrap_or_else(|| "info".to_string()),
             log_format,
             dyno: raw.dyno,
+            log_requests: parse_log_requests(raw.log_requests.as_deref())?,
+            metrics_interval: bounded_seconds(
+                "METRICS_INTERVAL",
+                raw.metrics_interval,
+                60.0,
+                1.0,
+                3600.0,
+            )?,
             warnings,
         })
     }
@@ -283,6 +309,8 @@ impl std::fmt::Debug for Config {
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .field("dyno", &self.dyno)
+            .field("log_requests", &self.log_requests)
+            .field("metrics_interval", &self.metrics_interval)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -322,6 +350,8 @@ mod tests {
         assert_eq!(c.job_retention_max, 10_000);
         assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert!(!c.demo_kinds);
+        assert_eq!(c.log_requests, LogRequests::Errors);
+        assert_eq!(c.metrics_interval, Duration::from_secs(60));
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 
@@ -370,5 +400,16 @@ mod tests {
         assert!(config(&[("QUEUES", "a:1,b")]).is_err());
         assert!(config(&[("QUEUES", "a:0")]).is_err());
         assert!(config(&[("REDIS_PREFIX", "a{b}")]).is_err());
+        let err = config(&[("LOG_REQUESTS", "some")]).unwrap_err().to_string();
+        assert!(
+            err.contains("LOG_REQUESTS") && err.contains("some"),
+            "{err}"
+        );
+        assert!(config(&[("METRICS_INTERVAL", "0.5")]).is_err());
+        assert!(config(&[("METRICS_INTERVAL", "3601")]).is_err());
+        assert_eq!(
+            config(&[("LOG_REQUESTS", "all")]).unwrap().log_requests,
+            LogRequests::All
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, LogFormat, Role, WORKER_CONCURRENCY_LIMIT};
+use super::{ConfigError, LogFormat, LogRequests, Role, WORKER_CONCURRENCY_LIMIT};
 use crate::queue::spec::valid_queue_name;
 use crate::worker::QueuePolicy;
 
@@ -175,6 +175,14 @@ pub(super) fn parse_log_format(value: Option<&str>) -> Result<LogFormat, ConfigE
         None | Some("logfmt") => Ok(LogFormat::Logfmt),
         Some("json") => Ok(LogFormat::Json),
         Some(other) => Err(invalid("LOG_FORMAT", other, "expected logfmt or json")),
+    }
+}
+
+pub(super) fn parse_log_requests(value: Option<&str>) -> Result<LogRequests, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("errors") => Ok(LogRequests::Errors),
+        Some("all") => Ok(LogRequests::All),
+        Some(other) => Err(invalid("LOG_REQUESTS", other, "expected all or errors")),
     }
 }
 

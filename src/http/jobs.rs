@@ -1,15 +1,13 @@
-//! `/jobs`: enqueue, read, cancel, retry, and list dead jobs.
+//! `/jobs`: enqueue, read, cancel and retry (lists are in `lists.rs`).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::body::{canonical, read_json};
 use super::request_log::request_id;
 use super::{ApiError, AppState};
 use crate::queue::spec::{JobDefaults, JobSpec};
-use crate::queue::{Cancelled, Enqueued, JobStatus, Retried};
+use crate::queue::{Cancelled, Enqueued, Retried};
 
 /// The longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -98,13 +96,13 @@ fn respond(enqueued: Enqueued, req: &HttpRequest) -> Result<HttpResponse, ApiErr
 /// Ids are UUIDs, stored in the lower-case hyphenated form; any other spelling of the same UUID
 /// (upper case, braces, `urn:uuid:`, no hyphens) names the same job. Anything else cannot name a
 /// job (and never reaches Redis).
-fn job_id(id: &str) -> Result<String, ApiError> {
+pub(super) fn job_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(|uuid| uuid.hyphenated().to_string())
         .map_err(|_| not_found(id))
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no job {id}"))
 }
 
@@ -165,28 +163,6 @@ pub(super) async fn retry(
                 .json(job))
         }
     }
-}
-
-/// Query of `GET /jobs`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
-    status: JobStatus,
-    limit: Option<usize>,
-}
-
-/// `GET /jobs?status=dead&limit=50`: summaries of the most recent dead jobs, newest first (the
-/// whole record is `GET /jobs/{id}`), so the response stays small whatever the jobs hold.
-pub(super) async fn list(
-    state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    if query.status != JobStatus::Dead {
-        return Err(ApiError::Invalid("only status=dead can be listed".into()));
-    }
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let jobs = state.queue.dead_summaries(limit).await?;
-    Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })))
 }
 
 #[cfg(test)]

@@ -7,6 +7,11 @@ mod dashboard;
 mod error;
 mod health;
 mod jobs;
+mod lists;
+mod manage;
+mod metrics;
+mod openapi;
+mod processes;
 mod queues;
 mod request_log;
 
@@ -98,13 +103,19 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(
         web::resource("/jobs")
             .route(web::post().to(jobs::enqueue))
-            .route(get_or_head().to(jobs::list))
+            .route(get_or_head().to(lists::list))
             .default_service(method_not_allowed("GET, HEAD, POST")),
+    )
+    // Before `/jobs/{id}`, which would take `retry` for an id.
+    .service(
+        web::resource("/jobs/retry")
+            .route(web::post().to(manage::retry_many))
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/jobs/{id}")
             .route(get_or_head().to(jobs::get))
-            .route(web::delete().to(jobs::cancel))
+            .route(web::delete().to(manage::delete))
             .default_service(method_not_allowed("GET, HEAD, DELETE")),
     )
     .service(
@@ -115,6 +126,31 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(
         web::resource("/queues")
             .route(get_or_head().to(queues::queues))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/processes")
+            .route(get_or_head().to(processes::processes))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/kinds")
+            .route(get_or_head().to(processes::kinds))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/stats/minutes")
+            .route(get_or_head().to(processes::minutes))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(get_or_head().to(metrics::metrics))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(get_or_head().to(openapi::openapi))
             .default_service(method_not_allowed("GET, HEAD")),
     )
     .default_service(web::to(|req: actix_web::HttpRequest| async move {

@@ -14,5 +14,11 @@ pub(super) async fn queues(state: web::Data<AppState>) -> Result<HttpResponse, A
     let mut body = serde_json::to_value(stats)
         .map_err(|e| ApiError::internal("encoding the queue stats", e))?;
     body["redis"] = json!(memory);
+    body["counts"] = json!({
+        "running": body["running"],
+        "scheduled": body["scheduled"],
+        "retrying": body["retrying"],
+        "dead": body["dead"],
+    });
     Ok(HttpResponse::Ok().json(body))
 }

@@ -1,12 +1,22 @@
-//! One log line per request: `event=http.request method path status duration_ms request_id`.
+//! One log line per request: `event=http.request method path status duration_ms request_id`,
+//! and the request counted in `onedyno_http_requests_total` under its route template.
+//!
+//! With `LOG_REQUESTS=errors` (the default) a successful GET or HEAD is logged at debug: Heroku's
+//! router already writes a line for every request, and a dashboard polling every few seconds
+//! would otherwise drown the log. Whatever changes something, and every 4xx or 5xx, is at info
+//! (5xx at warn), with the request id that ties it to the router's line.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::{HttpMessage, HttpRequest, web};
+
+use super::AppState;
+use crate::config::LogRequests;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -39,6 +49,14 @@ pub(super) async fn log_request(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    // The template (`/jobs/{id}`) keeps the metric's label set bounded whatever paths arrive.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let log_all = req
+        .app_data::<web::Data<AppState>>()
+        .is_none_or(|s| s.config.log_requests == LogRequests::All);
+    let quiet_method = matches!(*req.method(), Method::GET | Method::HEAD);
     let result = next.call(req).await;
     let (status, error) = match &result {
         Ok(res) => (
@@ -50,15 +68,39 @@ pub(super) async fn log_request(
             Some(e.to_string()),
         ),
     };
-    tracing::info!(
-        event = "http.request",
-        method,
-        path,
-        status,
-        duration_ms = started.elapsed().as_millis() as u64,
-        request_id,
-        error
-    );
+    crate::telemetry::metrics::http_request(&route, status);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    if status >= 500 {
+        tracing::warn!(
+            event = "http.request",
+            method,
+            path,
+            status,
+            duration_ms,
+            request_id,
+            error
+        );
+    } else if log_all || status >= 400 || !quiet_method {
+        tracing::info!(
+            event = "http.request",
+            method,
+            path,
+            status,
+            duration_ms,
+            request_id,
+            error
+        );
+    } else {
+        tracing::debug!(
+            event = "http.request",
+            method,
+            path,
+            status,
+            duration_ms,
+            request_id,
+            error
+        );
+    }
     result.map(|mut res| {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert(REQUEST_ID, value);

@@ -1,5 +1,5 @@
 //! Operations on one job by its id, as the HTTP API calls them: enqueue, read, cancel, retry,
-//! and the dead-job list. Their replies are read as the outcome types defined here.
+//! and deleting a dead job. Their replies are read as the outcome types defined here.
 
 use std::time::Duration;
 
@@ -9,7 +9,6 @@ use serde_json::Value as Json;
 use super::error::QueueError;
 use super::job::JobRecord;
 use super::reply::{parse, record, tagged, unexpected};
-use super::summary::JobSummary;
 use super::{Queue, ms, scripts};
 
 /// How long an `Idempotency-Key` is remembered.
@@ -161,18 +160,6 @@ impl Queue {
             return Ok(None);
         }
         JobRecord::from_fields(fields).map(Some)
-    }
-
-    /// Summaries of the most recent dead jobs, newest first.
-    pub async fn dead_summaries(&self, limit: usize) -> Result<Vec<JobSummary>, QueueError> {
-        let mut conn = self.redis.connection()?;
-        let replies: Vec<Vec<Option<String>>> = scripts::SUMMARIES
-            .key(self.keys.dead())
-            .arg(self.keys.base())
-            .arg(limit.max(1))
-            .invoke_async(&mut conn)
-            .await?;
-        replies.into_iter().map(JobSummary::from_reply).collect()
     }
 
     /// Cancels a job (see [`Cancelled`]).

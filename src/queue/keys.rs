@@ -42,6 +42,16 @@ impl Keys {
         format!("{}finished", self.base)
     }
 
+    /// Succeeded or cancelled job ids (by `status`), by finish time.
+    pub fn done(&self, status: &str) -> String {
+        format!("{}done:{status}", self.base)
+    }
+
+    /// The processed and failed counts of one minute (minutes since the epoch).
+    pub fn minute(&self, minute: i64) -> String {
+        format!("{}minute:{minute}", self.base)
+    }
+
     /// The set of queue names jobs have been sent to.
     pub fn queues(&self) -> String {
         format!("{}queues", self.base)
@@ -105,6 +115,8 @@ mod tests {
             k.queue("q"),
             k.idem("i"),
             k.finished(),
+            k.done("succeeded"),
+            k.minute(1),
             k.queues(),
             k.inflight("p"),
             k.heartbeat("p"),

@@ -15,6 +15,8 @@
 //! | `retry` | zset | failed jobs by the time of their next attempt |
 //! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
+//! | `done:{status}` | zset | succeeded (or cancelled) ids by finish time, for the lists; an id leaves it when it leaves `finished` or passes its retention |
+//! | `minute:{n}` | hash, TTL 65 min | attempts finished (`processed`) and failed (`failed`) in minute `n` since the epoch |
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
 //!
@@ -70,7 +72,10 @@ mod jobs;
 mod keys;
 mod lease;
 mod limits;
+mod lists;
+mod manage;
 mod memory;
+mod overview;
 mod processes;
 mod reply;
 mod scripts;
@@ -92,7 +97,10 @@ pub use limits::{
     CHECKPOINT_MAX_BYTES, ERROR_MAX_BYTES, ERRORS_KEPT, PROGRESS_MAX_BYTES, RESULT_MAX_BYTES,
     SUMMARY_ERROR_MAX_BYTES, TooLarge, json_within, truncate,
 };
+pub use lists::{JobPage, ListCursor, ListRequest};
+pub use manage::{BulkRetried, Deleted, RETRY_BATCH};
 pub use memory::RedisMemory;
+pub use overview::{MINUTES_SHOWN, MinuteCount, ProcessInfo};
 pub use processes::{Beat, Fetched, HeldJob, Registration};
 pub use stats::{QUEUES_LISTED, QueueStats, Stats};
 pub use summary::JobSummary;

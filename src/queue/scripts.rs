@@ -29,3 +29,7 @@ script!(SAVE_STATE, "scripts/save_state.lua");
 script!(STATS, "scripts/stats.lua");
 script!(SUMMARIES, "scripts/summaries.lua");
 script!(PRUNE_QUEUES, "scripts/prune_queues.lua");
+script!(DELETE, "scripts/delete.lua");
+script!(RETRY_DEAD, "scripts/retry_dead.lua");
+script!(PROCESSES, "scripts/processes.lua");
+script!(MINUTES, "scripts/minutes.lua");

@@ -27,6 +27,8 @@ pub struct Stats {
     pub processes: u64,
     /// Queues not listed in `queues` (past [`QUEUES_LISTED`]: the shallowest are left out).
     pub queues_omitted: u64,
+    /// Jobs being worked now, in every queue.
+    pub running: u64,
 }
 
 /// One queue's numbers.
@@ -40,9 +42,11 @@ pub struct QueueStats {
     pub latency: f64,
     /// Its jobs being worked now.
     pub running: u64,
+    /// False when jobs wait in it and no live process works it (a typo'd queue name).
+    pub served: bool,
 }
 
-/// `stats.lua` returns every queue as four flat values: name, depth, latency ms, running.
+/// `stats.lua` returns every queue as five flat values: name, depth, latency ms, running, served.
 fn queue_stats(flat: &[String]) -> Result<Vec<QueueStats>, QueueError> {
     let number = |s: &str| {
         s.parse::<u64>().map_err(|_| QueueError::UnexpectedReply {
@@ -50,13 +54,14 @@ fn queue_stats(flat: &[String]) -> Result<Vec<QueueStats>, QueueError> {
             reply: format!("a count of {s:?}"),
         })
     };
-    flat.chunks_exact(4)
+    flat.chunks_exact(5)
         .map(|c| {
             Ok(QueueStats {
                 name: c[0].clone(),
                 depth: number(&c[1])?,
                 latency: number(&c[2])? as f64 / 1000.0,
                 running: number(&c[3])?,
+                served: c[4] == "1",
             })
         })
         .collect()
@@ -66,12 +71,13 @@ impl Queue {
     /// A snapshot of the queues (at most [`QUEUES_LISTED`]); `always` are listed even when empty.
     pub async fn stats(&self, always: &[String]) -> Result<Stats, QueueError> {
         let mut conn = self.redis.connection()?;
-        let (scheduled, retrying, dead, processes, flat, queues_omitted): (
+        let (scheduled, retrying, dead, processes, flat, queues_omitted, running): (
             u64,
             u64,
             u64,
             u64,
             Vec<String>,
+            u64,
             u64,
         ) = scripts::STATS
             .key(self.keys.queues())
@@ -92,6 +98,7 @@ impl Queue {
             dead,
             processes,
             queues_omitted,
+            running,
         })
     }
 
@@ -125,7 +132,7 @@ mod tests {
 
     #[test]
     fn queue_numbers_read_four_values_per_queue() {
-        let flat: Vec<String> = ["a", "3", "1500", "1", "b", "0", "0", "0"]
+        let flat: Vec<String> = ["a", "3", "1500", "1", "1", "b", "0", "0", "0", "1"]
             .map(String::from)
             .to_vec();
         let queues = queue_stats(&flat).unwrap();
@@ -134,7 +141,8 @@ mod tests {
             (queues[0].depth, queues[0].latency, queues[0].running),
             (3, 1.5, 1)
         );
-        let bad = ["a", "x", "0", "0"].map(String::from);
+        assert!(queues[0].served);
+        let bad = ["a", "x", "0", "0", "1"].map(String::from);
         assert!(matches!(
             queue_stats(&bad),
             Err(QueueError::UnexpectedReply {

@@ -36,12 +36,19 @@ pub struct JobSummary {
     pub finished_at: Option<i64>,
     /// The most recent failed attempt, its message cut short.
     pub last_error: Option<AttemptError>,
+    /// What a running job last reported (bounded by `PROGRESS_MAX_BYTES`), or null.
+    pub progress: Option<serde_json::Value>,
 }
 
 impl JobSummary {
     /// Reads one entry of `summaries.lua`'s reply: ten fields (nil where unset), then the last
-    /// error entry or nil.
-    pub(super) fn from_reply(fields: Vec<Option<String>>) -> Result<JobSummary, QueueError> {
+    /// error entry or nil, then the progress (JSON) or nil.
+    pub(super) fn from_reply(mut fields: Vec<Option<String>>) -> Result<JobSummary, QueueError> {
+        let progress = if fields.len() == 12 {
+            fields.pop().flatten()
+        } else {
+            None
+        };
         let [
             id,
             kind,
@@ -88,6 +95,9 @@ impl JobSummary {
             started_at: int(started, "started_at")?,
             finished_at: int(finished, "finished_at")?,
             last_error,
+            progress: progress
+                .map(|p| serde_json::from_str(&p).map_err(|_| corrupt("progress")))
+                .transpose()?,
             id,
         })
     }

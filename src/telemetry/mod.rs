@@ -7,6 +7,7 @@
 //! an attempt names its job without each event repeating it.
 
 mod logfmt;
+pub mod metrics;
 mod outage;
 
 use std::fmt;

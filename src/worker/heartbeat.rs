@@ -79,12 +79,16 @@ struct Heartbeat {
 
 impl Heartbeat {
     fn new(worker: Arc<Worker>) -> Heartbeat {
-        let info = json!({
+        let mut info = json!({
             "process": worker.process,
             "concurrency": worker.settings.concurrency,
             "queues": worker.settings.queues.names(),
             "pid": std::process::id(),
+            "heartbeat_ttl_ms": HEARTBEAT_TTL.as_millis() as u64,
         });
+        if let Some(fields) = info.as_object_mut() {
+            fields.extend(worker.settings.describe.clone());
+        }
         Heartbeat {
             worker,
             info,

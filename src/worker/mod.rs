@@ -41,6 +41,9 @@ pub struct PoolSettings {
     pub job_timeout: Duration,
     /// Retry delays.
     pub backoff: Backoff,
+    /// More for the heartbeat to say about this process (dyno, host, role, started_at), which
+    /// `GET /processes` shows.
+    pub describe: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What the pool's tasks share.

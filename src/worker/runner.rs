@@ -222,6 +222,12 @@ async fn write_outcome(
                     worker.requeued.fetch_add(1, Ordering::Relaxed);
                 }
                 log_finished(written, &outcome, duration_ms);
+                crate::telemetry::metrics::job_finished(
+                    &lease.job().queue,
+                    &lease.job().kind,
+                    written.status(),
+                    started.elapsed(),
+                );
                 return;
             }
             Err(e) if e.is_transient() => {
@@ -250,13 +256,28 @@ fn log_finished(written: Written, outcome: &Outcome, duration_ms: u64) {
         Written::Retrying(d) => Some(d.as_millis() as u64),
         _ => None,
     };
-    tracing::info!(
-        event = "job.finished",
-        duration_ms,
-        status = written.status(),
-        retry_in_ms,
-        error
-    );
+    // A failed attempt is a warning, a dead job an error: what an alert on the log should see.
+    match written {
+        Written::Dead => tracing::error!(
+            event = "job.finished",
+            duration_ms,
+            status = written.status(),
+            error
+        ),
+        Written::Retrying(_) | Written::LeaseLost => tracing::warn!(
+            event = "job.finished",
+            duration_ms,
+            status = written.status(),
+            retry_in_ms,
+            error
+        ),
+        _ => tracing::info!(
+            event = "job.finished",
+            duration_ms,
+            status = written.status(),
+            error
+        ),
+    }
 }
 
 /// When a failed job runs again, if ever.

@@ -7,6 +7,7 @@ local base, jk, lease, result = ARGV[1], KEYS[1], ARGV[2], ARGV[3]
 local keep = parse_keep(ARGV[4], ARGV[5])
 if not holds_lease(jk, lease) then return 0 end
 local now = now_ms()
+count_minute(base, now, false)
 local id = redis.call('HGET', jk, 'id')
 redis.call('LREM', KEYS[2], 1, id)
 redis.call('HSET', jk, 'result', result, 'finished_at', now)

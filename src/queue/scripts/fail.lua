@@ -26,6 +26,7 @@ redis.call('LREM', KEYS[2], 1, id)
 redis.call('HSET', jk, 'failures', failures, 'err_seq', seq, err_field(seq), entry)
 if seq > kept then redis.call('HDEL', jk, err_field(seq - kept)) end
 redis.call('HDEL', jk, 'lease', 'owner')
+count_minute(base, now, not cancelled)
 if cancelled then
   finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'

@@ -19,6 +19,10 @@ local function inflight_key(base, process) return base .. 'inflight:' .. process
 local function heartbeat_key(base, process) return base .. 'process:' .. process end
 local function idem_key(base, key) return base .. 'idem:' .. key end
 local function finished_key(base) return base .. 'finished' end
+-- Succeeded (or cancelled) ids by finish time, so each status lists without scanning the other.
+local function done_key(base, status) return base .. 'done:' .. status end
+-- Attempts finished in one minute (processed, failed), for GET /stats/minutes.
+local function minute_key(base, minute) return base .. 'minute:' .. minute end
 local function queues_key(base) return base .. 'queues' end
 local function wake_channel(base) return base .. 'wake' end
 local function cancel_channel(base) return base .. 'cancel' end
@@ -58,16 +62,35 @@ local function index_finished(base, id, keep)
   local fk, keep_max = finished_key(base), keep[2]
   redis.call('LPUSH', fk, id)
   redis.call('PEXPIRE', fk, keep[1])
+  -- The per-status index: within the same count bound (ids leave it with the list) and age bound.
+  local f = redis.call('HMGET', job_key(base, id), 'status', 'finished_at')
+  if f[1] == 'succeeded' or f[1] == 'cancelled' then
+    local dk, at = done_key(base, f[1]), tonumber(f[2]) or 0
+    redis.call('ZADD', dk, at, id)
+    redis.call('PEXPIRE', dk, keep[1])
+    redis.call('ZREMRANGEBYSCORE', dk, '-inf', at - keep[1])
+  end
   local excess = redis.call('LLEN', fk) - keep_max
   while excess > 0 do
     local old = redis.call('RPOP', fk)
     local ojk = job_key(base, old)
+    redis.call('ZREM', done_key(base, 'succeeded'), old)
+    redis.call('ZREM', done_key(base, 'cancelled'), old)
     local status = redis.call('HGET', ojk, 'status')
     if (status == 'succeeded' or status == 'cancelled') and redis.call('HEXISTS', ojk, 'lease') == 0 then
       redis.call('DEL', ojk)
     end
     excess = excess - 1
   end
+end
+
+-- Counts one finished attempt (and whether it failed) in its minute's hash, which expires after
+-- an hour and a little: the last hour of counts is all GET /stats/minutes shows.
+local function count_minute(base, now, failed)
+  local mk = minute_key(base, math.floor(now / 60000))
+  redis.call('HINCRBY', mk, 'processed', 1)
+  if failed then redis.call('HINCRBY', mk, 'failed', 1) end
+  redis.call('PEXPIRE', mk, 3900000)
 end
 
 -- Makes a job ready to run. front = true puts it where the next fetch takes it (a job that was
@@ -84,6 +107,15 @@ local function make_ready(base, jk, id, q, front, now)
   -- Listed again in case the queue's name was pruned while the job waited elsewhere.
   redis.call('SADD', queues_key(base), q)
   redis.call('PUBLISH', wake_channel(base), q)
+end
+
+-- Queues a dead or cancelled job again with a fresh budget of failed attempts; its errors and
+-- checkpoint stay. The caller has taken it out of the dead set or the finished list.
+local function ready_again(base, jk, id, q, now)
+  redis.call('PERSIST', jk)
+  redis.call('HSET', jk, 'failures', 0)
+  redis.call('HDEL', jk, 'cancel', 'finished_at', 'result')
+  make_ready(base, jk, id, q, false, now)
 end
 
 -- keep: {retention ms, most finished jobs kept}, parsed by the caller.

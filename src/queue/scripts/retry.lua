@@ -14,9 +14,9 @@ if (status ~= 'dead' and status ~= 'cancelled') or redis.call('HEXISTS', jk, 'le
 end
 if not (id and q) then error('job record without id or queue') end
 redis.call('ZREM', KEYS[2], id)
-if status == 'cancelled' then redis.call('LREM', finished_key(base), 0, id) end
-redis.call('PERSIST', jk)
-redis.call('HSET', jk, 'failures', 0)
-redis.call('HDEL', jk, 'cancel', 'finished_at', 'result')
-make_ready(base, jk, id, q, false, now_ms())
+if status == 'cancelled' then
+  redis.call('LREM', finished_key(base), 0, id)
+  redis.call('ZREM', done_key(base, 'cancelled'), id)
+end
+ready_again(base, jk, id, q, now_ms())
 return {'ok', redis.call('HGETALL', jk)}

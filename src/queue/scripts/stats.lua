@@ -3,7 +3,8 @@
 -- KEYS[5] dead zset
 -- ARGV[1] base  ARGV[2] most queues listed  ARGV[3] most known names looked at
 -- ARGV[4..] queue names always listed (those this process works)
--- Returns {scheduled, retrying, dead, processes, {name, depth, latency ms, running, ...}, omitted}:
+-- Returns {scheduled, retrying, dead, processes, {name, depth, latency ms, running, served (1|0),
+-- ...}, omitted, running in all}: served is 0 for a queue with waiting jobs no live process works.
 -- the always-listed queues first, then the deepest others, up to ARGV[2] in all; omitted counts
 -- the queues left out. Both bounds keep the reply and the script's time small however many
 -- queue names clients have used.
@@ -27,12 +28,17 @@ else
   for _, name in ipairs(redis.call('SRANDMEMBER', KEYS[1], max_scan)) do add(name) end
   unseen = known - max_scan
 end
-local running = {}
+local running, served, running_total = {}, {}, 0
 local processes = redis.call('SMEMBERS', KEYS[2])
 for _, process in ipairs(processes) do
+  -- A queue is served while a live process (its heartbeat stands) names it in its info.
+  local ok, info = pcall(cjson.decode, redis.call('GET', heartbeat_key(base, process)) or 'null')
+  if ok and type(info) == 'table' and type(info.queues) == 'table' then
+    for _, q in ipairs(info.queues) do served[q] = true end
+  end
   for _, id in ipairs(redis.call('LRANGE', inflight_key(base, process), 0, -1)) do
     local q = redis.call('HGET', job_key(base, id), 'queue')
-    if q then add(q); running[q] = (running[q] or 0) + 1 end
+    if q then add(q); running[q] = (running[q] or 0) + 1; running_total = running_total + 1 end
   end
 end
 local depth = {}
@@ -60,6 +66,7 @@ for _, name in ipairs(listed) do
   queues[#queues + 1] = depth[name] or redis.call('LLEN', key)
   queues[#queues + 1] = latency
   queues[#queues + 1] = running[name] or 0
+  queues[#queues + 1] = (served[name] or queues[#queues - 2] == 0) and 1 or 0
 end
 local omitted = #always + #others + unseen - #listed
-return {redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), #processes, queues, omitted}
+return {redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), #processes, queues, omitted, running_total}

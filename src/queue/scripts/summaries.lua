@@ -1,21 +1,91 @@
--- summaries: the newest entries of a sorted set of jobs (the dead set), as short summaries for
--- a list: fixed fields and the last error entry, never args, results or the whole history, so a
--- list's size is bounded whatever the jobs hold.
--- KEYS[1] the zset  ARGV[1] base  ARGV[2] most jobs
--- Returns {{id, kind, queue, status, attempts, max_attempts, created_at, run_at, started_at,
--- finished_at, last error entry (JSON) or false}, ...}; ids whose record is gone are skipped.
-local base, limit = ARGV[1], tonumber(ARGV[2])
-if not limit or limit < 1 then error('bad limit') end
-local out = {}
-for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, limit - 1)) do
+-- summaries: one page of a job list, as short summaries: fixed fields, the last error entry and
+-- the progress, never args, results or the whole history, so a page's size is bounded whatever
+-- the jobs hold.
+-- KEYS[1] the source: a zset (scheduled, retry, dead, done:*), a queue's list, or the processes
+-- set (running: every process's in-flight list)
+-- ARGV[1] base  ARGV[2] mode: 'asc' | 'desc' (zset by score) | 'queued' (list, next to run
+-- first) | 'running' (in-flight jobs, longest running first)  ARGV[3] offset into the source
+-- ARGV[4] most jobs returned  ARGV[5] most entries looked at  ARGV[6] the status listed
+-- ARGV[7] queue ('' any)  ARGV[8] kind ('' any)
+-- Returns {next offset or -1 at the end, {{id, kind, queue, status, attempts, max_attempts,
+-- created_at, run_at, started_at, finished_at, last error entry (JSON) or false, progress}, ...}}.
+-- Entries whose job is gone or no longer has the status (a cancelled id left in a queue list)
+-- are passed over, like those the filters refuse; at most ARGV[5] are looked at per call, so a
+-- filter that matches little answers a short page and an offset to go on from.
+local base, mode = ARGV[1], ARGV[2]
+local offset, limit, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local want_status, want_queue, want_kind = ARGV[6], ARGV[7], ARGV[8]
+if not (offset and limit and window) or offset < 0 or limit < 1 or window < 1 then
+  error('bad list arguments')
+end
+-- The most in-flight jobs a running list sorts (every process's, together).
+local RUNNING_MAX = 10000
+
+local function summary(id)
   local jk = job_key(base, id)
   local f = redis.call('HMGET', jk, 'id', 'kind', 'queue', 'status', 'attempts', 'max_attempts',
-    'created_at', 'run_at', 'started_at', 'finished_at', 'err_seq')
-  if f[1] then
-    local last = false
-    if f[11] then last = redis.call('HGET', jk, err_field(f[11])) end
-    f[11] = last
-    out[#out + 1] = f
+    'created_at', 'run_at', 'started_at', 'finished_at', 'err_seq', 'progress')
+  if not f[1] or f[4] ~= want_status then return nil end
+  if (want_queue ~= '' and f[3] ~= want_queue) or (want_kind ~= '' and f[2] ~= want_kind) then
+    return nil
+  end
+  local last = false
+  if f[11] then last = redis.call('HGET', jk, err_field(f[11])) end
+  f[11] = last
+  return f
+end
+
+-- In-flight ids of every process, oldest start first.
+local function running_ids()
+  local rows = {}
+  for _, process in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    for _, id in ipairs(redis.call('LRANGE', inflight_key(base, process), 0, RUNNING_MAX - 1)) do
+      if #rows < RUNNING_MAX then
+        rows[#rows + 1] = {id, tonumber(redis.call('HGET', job_key(base, id), 'started_at')) or 0}
+      end
+    end
+  end
+  table.sort(rows, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  local ids = {}
+  for i, row in ipairs(rows) do ids[i] = row[1] end
+  return ids
+end
+
+-- The source's ids from offset on (at most window of them), and the source's length.
+local function window_of()
+  local last = offset + window - 1
+  if mode == 'asc' then
+    return redis.call('ZRANGE', KEYS[1], offset, last), redis.call('ZCARD', KEYS[1])
+  elseif mode == 'desc' then
+    return redis.call('ZREVRANGE', KEYS[1], offset, last), redis.call('ZCARD', KEYS[1])
+  elseif mode == 'queued' then
+    -- Workers take from the right, so the next to run is the last element.
+    local ids = redis.call('LRANGE', KEYS[1], -(last + 1), -(offset + 1))
+    local reversed = {}
+    for i = #ids, 1, -1 do reversed[#reversed + 1] = ids[i] end
+    return reversed, redis.call('LLEN', KEYS[1])
+  elseif mode == 'running' then
+    local all, ids = running_ids(), {}
+    for i = offset + 1, math.min(#all, last + 1) do ids[#ids + 1] = all[i] end
+    return ids, #all
+  end
+  error('bad list mode')
+end
+
+local ids, total = window_of()
+local out, next_offset = {}, offset + #ids
+for i, id in ipairs(ids) do
+  local s = summary(id)
+  if s then
+    out[#out + 1] = s
+    if #out >= limit then
+      next_offset = offset + i
+      break
+    end
   end
 end
-return out
+if next_offset >= total then next_offset = -1 end
+return {next_offset, out}

@@ -1,0 +1,105 @@
+//! Steering many jobs or removing one for good: deleting a dead job and retrying dead jobs in
+//! bulk, as the HTTP API and the dashboard call them.
+
+use redis::{FromRedisValue, ParsingError, Value};
+
+use super::error::QueueError;
+use super::job::JobStatus;
+use super::reply::{parse, unexpected};
+use super::{Queue, scripts};
+
+/// The most dead jobs one bulk retry queues again.
+pub const RETRY_BATCH: usize = 1000;
+/// The most dead entries one bulk retry looks at (the default `DEAD_MAX`).
+const RETRY_SCAN: usize = 10_000;
+
+/// What `delete_dead` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// Gone for good.
+    Deleted,
+    /// No such job.
+    Missing,
+    /// Not dead: nothing was deleted.
+    NotDead(JobStatus),
+}
+
+/// `delete.lua`: `'deleted'`, `'missing'` or the job's status.
+impl FromRedisValue for Deleted {
+    fn from_redis_value(v: Value) -> Result<Deleted, ParsingError> {
+        let tag = String::from_redis_value(v)?;
+        match tag.as_str() {
+            "deleted" => Ok(Deleted::Deleted),
+            "missing" => Ok(Deleted::Missing),
+            other => JobStatus::parse(other)
+                .map(Deleted::NotDead)
+                .ok_or_else(|| unexpected(other)),
+        }
+    }
+}
+
+/// What one bulk retry did.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct BulkRetried {
+    /// Jobs queued again by this call.
+    pub retried: u64,
+    /// Dead jobs that may still match (call again while above zero).
+    pub remaining: u64,
+}
+
+impl Queue {
+    /// Deletes a dead job (see [`Deleted`]).
+    pub async fn delete_dead(&self, id: &str) -> Result<Deleted, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let reply: Value = scripts::DELETE
+            .key(self.keys.job(id))
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .invoke_async(&mut conn)
+            .await?;
+        parse("delete", reply)
+    }
+
+    /// Queues up to [`RETRY_BATCH`] dead jobs again, oldest first, in one script; `queue` and
+    /// `kind` narrow which.
+    pub async fn retry_dead(
+        &self,
+        queue: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<BulkRetried, QueueError> {
+        let mut conn = self.redis.connection()?;
+        let (retried, remaining): (u64, u64) = scripts::RETRY_DEAD
+            .key(self.keys.dead())
+            .arg(self.keys.base())
+            .arg(RETRY_BATCH)
+            .arg(RETRY_SCAN)
+            .arg(queue.unwrap_or(""))
+            .arg(kind.unwrap_or(""))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(BulkRetried { retried, remaining })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reply::build::s;
+    use super::*;
+
+    #[test]
+    fn delete_replies_read_as_deleted_missing_or_a_status() {
+        assert_eq!(
+            parse::<Deleted>("delete", s("deleted")).unwrap(),
+            Deleted::Deleted
+        );
+        assert_eq!(
+            parse::<Deleted>("delete", s("missing")).unwrap(),
+            Deleted::Missing
+        );
+        assert_eq!(
+            parse::<Deleted>("delete", s("queued")).unwrap(),
+            Deleted::NotDead(JobStatus::Queued)
+        );
+        assert!(parse::<Deleted>("delete", s("gone")).is_err());
+    }
+}
