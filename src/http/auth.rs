@@ -12,8 +12,8 @@ use subtle::ConstantTimeEq;
 use super::{ApiError, AppState};
 
 /// Paths served to anyone: the health check (Heroku and uptime monitors), the API description,
-/// and the dashboard's page itself and its scripts and styles, which hold no data and ask the user for the token to call
-/// the API with.
+/// and the dashboard's page and its scripts and styles, which hold no data and ask the user for
+/// the token to call the API with.
 fn is_public(path: &str) -> bool {
     matches!(path, "/health" | "/" | "/openapi.json") || path.starts_with("/assets/")
 }
