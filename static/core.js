@@ -100,8 +100,9 @@ var OD = (function () {
   function outage(r) {
     var b = od.$("banner");
     var since = od.lastOk ? " Showing data from " + od.lastOk.toLocaleTimeString() + "." : "";
-    b.textContent = (r.status === 0 ? "The server cannot be reached." : "Redis is unavailable: " + od.errorText(r))
+    b.textContent = (r.status === 0 ? "The server cannot be reached." : "Redis is unavailable.")
       + since + " Retrying every few seconds.";
+    b.title = od.errorText(r);
     b.hidden = false;
     setConn(false, r.status === 0 ? "server unreachable" : "redis unavailable");
   }

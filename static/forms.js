@@ -106,7 +106,7 @@
       var queues = Array.isArray(p.queues) ? p.queues.join(", ") : "";
       body.appendChild(od.el("tr", { data: { id: String(p.id) } },
         od.el("td", { className: "mono c-pid-name", title: String(p.id) }, String(p.id)),
-        od.el("td", { className: "mono" }, p.dyno === null || p.dyno === undefined ? "" : String(p.dyno)),
+        od.el("td", { className: "mono" }, p.dyno ? String(p.dyno) : "\u2013"),
         od.el("td", { className: "mono" }, String(p.host || "")),
         od.el("td", { className: "num" }, String(p.pid)),
         od.el("td", null, String(p.role || "")),

@@ -182,7 +182,7 @@
     dl.textContent = "";
     fact(dl, "kind", String(job.kind));
     fact(dl, "queue", String(job.queue));
-    fact(dl, "attempts", job.attempts + " of at most " + job.max_attempts + " failures");
+    fact(dl, "attempts", job.attempts + " started; dead after " + job.max_attempts + " failures");
     fact(dl, "timeout", job.timeout === null ? "default" : job.timeout + " s");
     fact(dl, "created", od.fmtTime(job.created_at));
     fact(dl, "run at", od.fmtTime(job.run_at) + (job.run_at ? " (" + od.ago(job.run_at) + ")" : ""));

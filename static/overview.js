@@ -34,7 +34,8 @@
   function renderMemory(redis) {
     var meter = od.$("mem-meter");
     var text = od.$("mem-text");
-    if (!redis) { text.textContent = "unknown (INFO failed)"; meter.value = 0; return; }
+    meter.hidden = !(redis && Number(redis.max_bytes) > 0);
+    if (!redis) { text.textContent = "unknown (INFO failed)"; return; }
     var used = Number(redis.used_bytes) || 0;
     var max = Number(redis.max_bytes) || 0;
     if (max > 0) {
@@ -43,7 +44,6 @@
       text.textContent = od.fmtBytes(used) + " of " + od.fmtBytes(max) + " (" + Math.round(100 * used / max) + "%)"
         + (redis.policy ? ", " + redis.policy : "");
     } else {
-      meter.max = 1; meter.value = 0;
       text.textContent = od.fmtBytes(used) + " used, no maxmemory limit";
     }
   }
@@ -61,8 +61,9 @@
         od.el("td", { className: "num c-depth" }, String(q.depth)),
         od.el("td", { className: "num c-latency" }, od.fmtSecs(q.latency)),
         od.el("td", { className: "num c-running" }, String(q.running)),
-        od.el("td", { className: "c-served" }, served ? "yes" : "no process works it")));
+        od.el("td", { className: "c-served", title: served ? "" : "waiting jobs and no live process works this queue" }, served ? "yes" : "no")));
     });
+    od.$("queues-unserved").hidden = qs.every(function (q) { return q.served !== false; });
     var omitted = od.$("queues-omitted");
     omitted.hidden = !(stats.queues_omitted > 0);
     omitted.textContent = stats.queues_omitted + " more queues not listed (the shallowest).";

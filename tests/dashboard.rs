@@ -128,6 +128,7 @@ fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
     let env = [("API_TOKEN", TOKEN), FAST_BACKOFF[0], FAST_BACKOFF[1]];
     let app = App::start_ready(&redis.url(), &env);
     let _other = App::start_ready(&redis.url(), &env);
+    check_headers_and_weigh_the_page(&app);
     let mut browser = Browser::launch(&chromium, &screenshots(), 1280);
 
     // Without a token the API answers 401, and the page asks for one.
@@ -175,6 +176,7 @@ fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
 
     run_enqueue_from_the_form(&app, &mut browser);
     retry_and_delete_a_dead_job(&app, &mut browser, &dead);
+    retry_all_dead(&app, &mut browser);
     cancel_a_running_job(&app, &mut browser);
 
     open(&mut browser, "#/processes");
@@ -363,4 +365,85 @@ fn survive_a_redis_outage(browser: &mut Browser, mut redis: Redis) {
         "document.getElementById('banner').hidden",
         Duration::from_secs(30),
     );
+}
+
+fn retry_all_dead(app: &App, browser: &mut Browser) {
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            enqueue(
+                app,
+                json!({"kind": "fail", "args": {"message": "again", "permanent": true}}),
+            )
+        })
+        .collect();
+    for id in &ids {
+        wait_status(app, id, "dead");
+    }
+    open(browser, "#/jobs?status=dead");
+    browser.wait_for(
+        "two dead jobs listed",
+        "document.querySelectorAll('#jobs-body tr[data-id]').length === 2 && !document.getElementById('retry-all').hidden",
+        WAIT,
+    );
+    browser.screenshot("dead-1280");
+    browser.click("#retry-all");
+    confirm(browser);
+    browser.wait_for(
+        "the bulk retry's outcome",
+        "/Retried 2 dead jobs\\./.test(document.getElementById('flash').textContent)",
+        WAIT,
+    );
+    for id in &ids {
+        let ran_again = eventually(WAIT, || {
+            let job = get(app, &format!("/jobs/{id}"));
+            (job["status"] == "dead" && job["attempts"] == 2).then_some(())
+        });
+        assert!(ran_again.is_some(), "job {id} was not retried");
+    }
+}
+
+/// The page and every asset it loads carry the security headers; prints the first load's weight.
+fn check_headers_and_weigh_the_page(app: &App) {
+    let page = app.http().get(app.url("/")).send().expect("GET /");
+    let mut paths = vec!["/".to_string()];
+    let html = {
+        check_security_headers(&page, "/");
+        page.text().expect("page text")
+    };
+    paths.extend(
+        html.split('"')
+            .filter(|part| part.starts_with("/assets/"))
+            .map(str::to_string),
+    );
+    assert!(paths.len() >= 3, "no assets in {html}");
+    let mut bytes = html.len();
+    for path in &paths[1..] {
+        let res = app.http().get(app.url(path)).send().expect("GET asset");
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        check_security_headers(&res, path);
+        bytes += res.bytes().expect("asset body").len();
+    }
+    eprintln!(
+        "dashboard first load: {bytes} bytes in {} files (html, css, js; uncompressed)",
+        paths.len()
+    );
+}
+
+fn check_security_headers(res: &reqwest::blocking::Response, path: &str) {
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{path}: no {name}"))
+            .to_string()
+    };
+    assert_eq!(
+        header("content-security-policy"),
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        "{path}"
+    );
+    assert_eq!(header("x-frame-options"), "DENY", "{path}");
+    assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
 }

@@ -261,9 +261,13 @@ impl Browser {
 
     /// Saves a PNG of the whole page as `<name>.png` in the screenshot directory.
     pub fn screenshot(&mut self, name: &str) -> PathBuf {
+        let size = self.eval(
+            "[document.documentElement.clientWidth, Math.max(document.documentElement.scrollHeight, innerHeight)]",
+        );
         let shot = self.call(
             "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": true}),
+            json!({"format": "png", "captureBeyondViewport": true,
+                "clip": {"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1}}),
         );
         let png = decode_base64(shot["data"].as_str().unwrap_or_default());
         std::fs::create_dir_all(&self.screenshots).expect("screenshot dir");
