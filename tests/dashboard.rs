@@ -19,10 +19,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// An API call with the token; returns status and JSON body.
 fn api(app: &App, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut req = app
-        .http()
-        .request(method, app.url(path))
-        .bearer_auth(TOKEN);
+    let mut req = app.http().request(method, app.url(path)).bearer_auth(TOKEN);
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -96,7 +93,11 @@ fn expected_overview(app: &App) -> Value {
     for q in stats["queues"].as_array().expect("queues") {
         queues.insert(
             q["name"].as_str().expect("name").to_string(),
-            json!([q["depth"].to_string(), q["running"].to_string(), q["served"] != false]),
+            json!([
+                q["depth"].to_string(),
+                q["running"].to_string(),
+                q["served"] != false
+            ]),
         );
     }
     let minutes = get(app, "/stats/minutes");
@@ -326,11 +327,31 @@ fn cancel_a_running_job(app: &App, browser: &mut Browser) {
 /// Every page at 1280 and at 390 px, each once it shows data.
 fn take_screenshots(browser: &mut Browser) {
     let pages = [
-        ("overview", "#/", "document.querySelector('#queues-body tr[data-queue]')"),
-        ("scheduled", "#/jobs?status=scheduled", "document.querySelectorAll('#jobs-body tr[data-id]').length === 2"),
-        ("cancelled", "#/jobs?status=cancelled", "document.querySelector('#jobs-body tr[data-id]')"),
-        ("processes", "#/processes", "document.querySelectorAll('#processes-body tr[data-id]').length === 2"),
-        ("enqueue", "#/enqueue", "document.querySelector('#eq-kind option')"),
+        (
+            "overview",
+            "#/",
+            "document.querySelector('#queues-body tr[data-queue]')",
+        ),
+        (
+            "scheduled",
+            "#/jobs?status=scheduled",
+            "document.querySelectorAll('#jobs-body tr[data-id]').length === 2",
+        ),
+        (
+            "cancelled",
+            "#/jobs?status=cancelled",
+            "document.querySelector('#jobs-body tr[data-id]')",
+        ),
+        (
+            "processes",
+            "#/processes",
+            "document.querySelectorAll('#processes-body tr[data-id]').length === 2",
+        ),
+        (
+            "enqueue",
+            "#/enqueue",
+            "document.querySelector('#eq-kind option')",
+        ),
     ];
     for width in [1280, 390] {
         browser.viewport(width, 900);
@@ -357,7 +378,11 @@ fn survive_a_redis_outage(browser: &mut Browser, mut redis: Redis) {
         "!document.getElementById('banner').hidden && /Redis is unavailable/.test(document.getElementById('banner').textContent)",
         WAIT,
     );
-    assert_eq!(browser.text("#c-scheduled .n"), json!("2"), "the last data stays");
+    assert_eq!(
+        browser.text("#c-scheduled .n"),
+        json!("2"),
+        "the last data stays"
+    );
     browser.screenshot("redis-down-1280");
     redis.start_again();
     browser.wait_for(

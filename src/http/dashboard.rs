@@ -100,7 +100,10 @@ mod tests {
     fn the_page_loads_every_asset_and_nothing_inline() {
         for asset in &ASSETS {
             let path = format!("/assets/{}", asset.name);
-            assert!(INDEX.body.contains(&path), "index.html does not load {path}");
+            assert!(
+                INDEX.body.contains(&path),
+                "index.html does not load {path}"
+            );
         }
         assert!(!INDEX.body.contains("<script>"), "inline script");
         assert!(!INDEX.body.contains("<style"), "inline style");

@@ -93,7 +93,11 @@ impl Browser {
         thread::spawn(move || {
             let mut reader = BufReader::new(to_test);
             let mut buf = Vec::new();
-            while reader.read_until(0, &mut buf).map(|n| n > 0).unwrap_or(false) {
+            while reader
+                .read_until(0, &mut buf)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
                 buf.pop_if(|b| *b == 0);
                 if let Ok(message) = serde_json::from_slice::<Value>(&buf) {
                     if message.get("id").is_some() {
@@ -145,15 +149,16 @@ impl Browser {
         }
         let mut bytes = serde_json::to_vec(&message).expect("encode");
         bytes.push(0);
-        self.to_chrome.write_all(&bytes).unwrap_or_else(|e| {
-            panic!("chromium is gone ({e}):\n{}", self.chromium_log())
-        });
+        self.to_chrome
+            .write_all(&bytes)
+            .unwrap_or_else(|e| panic!("chromium is gone ({e}):\n{}", self.chromium_log()));
         let deadline = Instant::now() + CALL_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let reply = self.replies.recv_timeout(left).unwrap_or_else(|e| {
-                panic!("no reply to {method} ({e}):\n{}", self.chromium_log())
-            });
+            let reply = self
+                .replies
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no reply to {method} ({e}):\n{}", self.chromium_log()));
             if reply["id"] == id {
                 if let Some(error) = reply.get("error") {
                     panic!("{method} failed: {error}");
