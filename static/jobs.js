@@ -10,7 +10,8 @@
     retrying: ["run_at", "next attempt"], dead: ["finished_at", "died"], succeeded: ["finished_at", "finished"],
     cancelled: ["finished_at", "cancelled"]
   };
-  var list = { status: "running", queue: "", kind: "", cursor: "" };
+  var PAGE = 50;
+  var list = { status: "running", queue: "", kind: "", cursor: "", limit: PAGE };
   var shownJob = null;
 
   // A fraction 0..1 from what a handler reported: a number (0..1 or a percentage), or an object
@@ -78,7 +79,8 @@
   }
 
   function listHash(changes) {
-    var p = { status: list.status, queue: list.queue, kind: list.kind, cursor: list.cursor };
+    var p = { status: list.status, queue: list.queue, kind: list.kind, cursor: list.cursor,
+      limit: list.limit === PAGE ? "" : list.limit };
     Object.keys(changes || {}).forEach(function (k) { p[k] = changes[k]; });
     return "#/jobs" + od.query(p);
   }
@@ -133,7 +135,11 @@
   od.pages.list = {
     show: function (route) {
       var q = route.query;
-      list = { status: STATUSES.indexOf(q.status) >= 0 ? q.status : "running", queue: q.queue || "", kind: q.kind || "", cursor: q.cursor || "" };
+      var limit = Math.floor(Number(q.limit));
+      list = {
+        status: STATUSES.indexOf(q.status) >= 0 ? q.status : "running", queue: q.queue || "", kind: q.kind || "",
+        cursor: q.cursor || "", limit: limit >= 1 && limit <= 200 ? limit : PAGE
+      };
       od.$("f-queue").value = list.queue;
       od.$("f-kind").value = list.kind;
       od.$("retry-all").hidden = list.status !== "dead";
@@ -141,7 +147,7 @@
       renderTabs();
     },
     refresh: function () {
-      var path = "/jobs" + od.query({ status: list.status, queue: list.queue, kind: list.kind, cursor: list.cursor, limit: 50 });
+      var path = "/jobs" + od.query({ status: list.status, queue: list.queue, kind: list.kind, cursor: list.cursor, limit: list.limit });
       return od.api("GET", path).then(function (r) {
         if (r.ok && r.data) renderList(r.data);
         else if (r.status !== 401 && r.status !== 503 && r.status !== 0) od.flash("error", od.errorText(r));

@@ -21,12 +21,15 @@
     timer = od.authNeeded ? null : setTimeout(od.refreshPage, POLL_MS);
   }
 
-  // Refreshes the page shown now, then polls again.
+  // Refreshes the page shown now, then polls again; a hidden tab only waits to be seen again.
   od.refreshPage = function () {
     if (timer) { clearTimeout(timer); timer = null; }
     if (od.authNeeded || !current) return;
+    if (document.hidden) { schedule(); return; }
     Promise.resolve(od.pages[current].refresh()).then(schedule, schedule);
   };
+
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) od.refreshPage(); });
 
   function navigate() {
     var route = od.route();

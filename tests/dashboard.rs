@@ -199,6 +199,7 @@ fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
     expected.sort_by_key(|v| v.to_string());
     assert_eq!(shown, expected);
 
+    page_and_filter_a_list(&app, &mut browser);
     take_screenshots(&mut browser);
     survive_a_redis_outage(&mut browser, redis);
     let problems = browser.problems();
@@ -471,4 +472,49 @@ fn check_security_headers(res: &reqwest::blocking::Response, path: &str) {
     assert_eq!(header("x-frame-options"), "DENY", "{path}");
     assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
     assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+}
+
+/// The two scheduled jobs, one a page, are the API's two; the queue filter finds the typo'd queue.
+fn page_and_filter_a_list(app: &App, browser: &mut Browser) {
+    let rows = "(() => { const ids = [...document.querySelectorAll('#jobs-body tr[data-id]')].map(r => r.dataset.id); return ids.length ? ids : null; })()";
+    open(browser, "#/jobs?status=scheduled&limit=1");
+    let first = browser.wait_for("the first page", rows, WAIT);
+    browser.click("#page-next");
+    let second = browser.wait_for(
+        "the second page",
+        &format!(
+            "(() => {{ const r = {rows}; return location.hash.includes('cursor=') && r && JSON.stringify(r) !== {} ? r : null; }})()",
+            json!(first.to_string())
+        ),
+        WAIT,
+    );
+    let mut shown: Vec<Value> = [first, second]
+        .iter()
+        .flat_map(|page| page.as_array().expect("ids").clone())
+        .collect();
+    let mut expected: Vec<Value> = get(app, "/jobs?status=scheduled")["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["id"].clone())
+        .collect();
+    shown.sort_by_key(|v| v.to_string());
+    expected.sort_by_key(|v| v.to_string());
+    assert_eq!(shown, expected);
+    browser.click("#page-first");
+    browser.wait_for(
+        "the first page again",
+        "!location.hash.includes('cursor=')",
+        WAIT,
+    );
+
+    open(browser, "#/jobs?status=queued");
+    browser.fill("#f-queue", "typo-queue");
+    browser.click("#filter-form button[type=submit]");
+    let queues = browser.wait_for(
+        "the queue filter",
+        "(() => { const q = [...document.querySelectorAll('#jobs-body tr[data-id] .c-queue')].map(td => td.textContent); return location.hash.includes('queue=typo-queue') && q.length ? q : null; })()",
+        WAIT,
+    );
+    assert_eq!(queues, json!(["typo-queue"]));
 }
