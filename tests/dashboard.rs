@@ -175,7 +175,7 @@ fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
     assert_eq!(last.1["queues"]["typo-queue"][2], false, "{}", last.1);
     browser.screenshot("overview-1280");
 
-    run_enqueue_from_the_form(&app, &mut browser);
+    let steps = run_enqueue_from_the_form(&app, &mut browser);
     retry_and_delete_a_dead_job(&app, &mut browser, &dead);
     retry_all_dead(&app, &mut browser);
     cancel_a_running_job(&app, &mut browser);
@@ -200,7 +200,7 @@ fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
     assert_eq!(shown, expected);
 
     page_and_filter_a_list(&app, &mut browser);
-    take_screenshots(&mut browser);
+    take_screenshots(&mut browser, &steps);
     survive_a_redis_outage(&mut browser, redis);
     let problems = browser.problems();
     assert!(
@@ -209,7 +209,8 @@ fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
     );
 }
 
-fn run_enqueue_from_the_form(app: &App, browser: &mut Browser) {
+/// Returns the new job's id.
+fn run_enqueue_from_the_form(app: &App, browser: &mut Browser) -> String {
     open(browser, "#/enqueue");
     browser.wait_for(
         "the kind picker",
@@ -266,6 +267,7 @@ fn run_enqueue_from_the_form(app: &App, browser: &mut Browser) {
         "document.getElementById('job-status').textContent === 'succeeded' && !document.getElementById('job-result-section').hidden",
         WAIT,
     );
+    id
 }
 
 fn retry_and_delete_a_dead_job(app: &App, browser: &mut Browser, dead: &str) {
@@ -326,8 +328,14 @@ fn cancel_a_running_job(app: &App, browser: &mut Browser) {
 }
 
 /// Every page at 1280 and at 390 px, each once it shows data.
-fn take_screenshots(browser: &mut Browser) {
+fn take_screenshots(browser: &mut Browser, job: &str) {
+    let job_hash = format!("#/jobs/{job}");
     let pages = [
+        (
+            "job",
+            job_hash.as_str(),
+            "document.getElementById('job-status').textContent === 'succeeded'",
+        ),
         (
             "overview",
             "#/",

@@ -45,6 +45,16 @@ impl Browser {
     /// Starts chromium (`binary`) with a fresh profile and opens a blank page at `width` px.
     pub fn launch(binary: &Path, screenshots: &Path, width: u32) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
+        // Screenshots of an earlier run's failures would mislead.
+        for entry in std::fs::read_dir(screenshots)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().starts_with("failed-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let (chrome_reads, from_test) = std::io::pipe().expect("pipe");
         let (to_test, chrome_writes) = std::io::pipe().expect("pipe");
         let (read_fd, write_fd) = (chrome_reads.as_raw_fd(), chrome_writes.as_raw_fd());
