@@ -150,6 +150,9 @@ var OD = (function () {
     od.authNeeded = true;
     setConn(false, "not authorised");
     od.$("auth-msg").textContent = text;
+    Array.prototype.forEach.call(document.querySelectorAll("td.empty"), function (td) {
+      if (/^loading/.test(td.textContent)) td.textContent = "waiting for the API token";
+    });
     if (od.$("auth").hidden) {
       od.$("auth").hidden = false;
       od.$("token").focus();
