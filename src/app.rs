@@ -84,7 +84,16 @@ impl App {
     pub async fn run_until_stopped(mut self, shutdown: Shutdown) -> Result<(), AppError> {
         let config = self.config.clone();
         self.queue.redis().spawn_connect(shutdown.clone());
-        maintenance::spawn(self.queue.clone(), config.queues.names(), shutdown.clone());
+        let line = maintenance::MetricsLine {
+            interval: config.metrics_interval,
+            source: config.dyno.clone().unwrap_or_else(|| self.process.clone()),
+        };
+        maintenance::spawn(
+            self.queue.clone(),
+            config.queues.names(),
+            line,
+            shutdown.clone(),
+        );
 
         // Handlers run on a runtime of their own: a job that hogs its threads cannot delay HTTP
         // (actix's own threads), heartbeats, or the writes that record outcomes.

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::queue::{Queue, RedisMemory, Stats};
+use crate::queue::{Queue, RedisMemory};
 use crate::shutdown::Shutdown;
-use crate::telemetry::Outage;
+use crate::telemetry::{Outage, l2met, metrics};
 
 /// The longest a promoter sleeps, so a job scheduled meanwhile is promoted within about this long.
 const PROMOTE_MAX_WAIT: Duration = Duration::from_millis(500);
@@ -20,15 +20,21 @@ const PROMOTE_MIN_WAIT: Duration = Duration::from_millis(10);
 /// How often to look for dead processes (with up to a second of jitter so processes spread out).
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How often the l2met metric line is logged.
-const METRICS_INTERVAL: Duration = Duration::from_secs(60);
+/// The metrics line's settings.
+#[derive(Debug, Clone)]
+pub struct MetricsLine {
+    /// How often it is logged (`METRICS_INTERVAL`).
+    pub interval: Duration,
+    /// Its `source=` (the dyno's name).
+    pub source: String,
+}
 
 /// Starts the loops; they end at shutdown. `queues` are always included in the metric line.
-pub fn spawn(queue: Queue, queues: Vec<String>, shutdown: Shutdown) {
+pub fn spawn(queue: Queue, queues: Vec<String>, line: MetricsLine, shutdown: Shutdown) {
     tokio::spawn(promote_loop(queue.clone(), shutdown.clone()));
     tokio::spawn(reap_loop(queue.clone(), shutdown.clone()));
     tokio::spawn(check_memory_policy(queue.clone(), shutdown.clone()));
-    tokio::spawn(metrics_loop(queue, queues, shutdown));
+    tokio::spawn(metrics_loop(queue, queues, line, shutdown));
 }
 
 /// Once Redis answers, says whether its memory settings can lose jobs: with an evicting policy
@@ -74,45 +80,30 @@ fn log_memory_policy(memory: &RedisMemory) {
     }
 }
 
-/// Logs `event=metrics sample#queue.default.depth=12 ...` once a minute, for Heroku's
-/// log-based metrics (l2met) and for anyone reading `heroku logs --tail`.
-async fn metrics_loop(queue: Queue, queues: Vec<String>, shutdown: Shutdown) {
+/// Logs `event=metrics source=web.1 count#jobs.succeeded=... sample#queue.default.depth=12 ...`
+/// every `line.interval`, for Heroku's log-based metrics (l2met) and for anyone reading
+/// `heroku logs --tail` (see `telemetry::l2met`).
+async fn metrics_loop(queue: Queue, queues: Vec<String>, line: MetricsLine, shutdown: Shutdown) {
     loop {
-        if !shutdown.sleep(METRICS_INTERVAL).await {
+        if !shutdown.sleep(line.interval).await {
             return;
         }
-        if let Ok(stats) = queue.stats(&queues).await {
-            let memory = queue.memory().await.ok();
-            tracing::info!(event = "metrics", l2met = %l2met_samples(&stats, memory.as_ref()));
-        }
+        let stats = queue.stats(&queues).await.ok();
+        let memory = match stats {
+            Some(_) => queue.memory().await.ok(),
+            None => None,
+        };
+        let (counts, durations) = metrics::take_window();
+        let window = l2met::Window {
+            source: &line.source,
+            counts,
+            durations,
+            stats: stats.as_ref(),
+            redis: memory.as_ref(),
+            rss: metrics::resident_memory_bytes(),
+        };
+        tracing::info!(event = "metrics", l2met = %l2met::line(&window));
     }
-}
-
-/// Bounded however many queues exist: `stats` lists at most `QUEUES_LISTED` of them.
-fn l2met_samples(stats: &Stats, memory: Option<&RedisMemory>) -> String {
-    let mut line = String::new();
-    let mut running = 0;
-    for q in &stats.queues {
-        running += q.running;
-        line.push_str(&format!(
-            "sample#queue.{0}.depth={1} sample#queue.{0}.latency={2:.3}s sample#queue.{0}.running={3} ",
-            q.name, q.depth, q.latency, q.running
-        ));
-    }
-    line.push_str(&format!(
-        "sample#jobs.running={running} sample#jobs.scheduled={} sample#jobs.retrying={} sample#jobs.dead={} sample#processes={}",
-        stats.scheduled, stats.retrying, stats.dead, stats.processes
-    ));
-    if stats.queues_omitted > 0 {
-        line.push_str(&format!(" sample#queues.omitted={}", stats.queues_omitted));
-    }
-    if let Some(m) = memory {
-        line.push_str(&format!(" sample#redis.memory={}bytes", m.used_bytes));
-        if m.max_bytes > 0 {
-            line.push_str(&format!(" sample#redis.memory_max={}bytes", m.max_bytes));
-        }
-    }
-    line
 }
 
 async fn promote_loop(queue: Queue, shutdown: Shutdown) {
@@ -159,49 +150,5 @@ async fn reap_loop(queue: Queue, shutdown: Shutdown) {
             Ok(names) => tracing::debug!(event = "queues.pruned", names),
             Err(e) => tracing::debug!(event = "queues.prune_failed", error = %e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::queue::QueueStats;
-
-    #[test]
-    fn metrics_follow_the_l2met_convention() {
-        let stats = Stats {
-            queues: vec![QueueStats {
-                name: "default".into(),
-                depth: 12,
-                latency: 1.5,
-                running: 3,
-                served: true,
-            }],
-            scheduled: 4,
-            retrying: 1,
-            dead: 2,
-            processes: 2,
-            queues_omitted: 0,
-            running: 3,
-        };
-        assert_eq!(
-            l2met_samples(&stats, None),
-            "sample#queue.default.depth=12 sample#queue.default.latency=1.500s \
-             sample#queue.default.running=3 sample#jobs.running=3 sample#jobs.scheduled=4 \
-             sample#jobs.retrying=1 sample#jobs.dead=2 sample#processes=2"
-        );
-        let memory = RedisMemory {
-            used_bytes: 1000,
-            max_bytes: 25_000_000,
-            policy: "noeviction".into(),
-        };
-        let stats = Stats {
-            queues_omitted: 7,
-            ..stats
-        };
-        assert!(l2met_samples(&stats, Some(&memory)).ends_with(
-            "sample#processes=2 sample#queues.omitted=7 sample#redis.memory=1000bytes \
-             sample#redis.memory_max=25000000bytes"
-        ));
     }
 }

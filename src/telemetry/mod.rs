@@ -6,6 +6,7 @@
 //! too, right after its `event=` field in logfmt and as top-level keys in JSON, so every line of
 //! an attempt names its job without each event repeating it.
 
+pub mod l2met;
 mod logfmt;
 pub mod metrics;
 mod outage;
