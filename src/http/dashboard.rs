@@ -109,4 +109,13 @@ mod tests {
         assert!(!INDEX.body.contains("<style"), "inline style");
         assert!(!INDEX.body.contains("style=\""), "inline style attribute");
     }
+
+    #[test]
+    fn the_api_description_names_every_asset() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("openapi.json")).expect("openapi.json");
+        let names = &doc["paths"]["/assets/{name}"]["get"]["parameters"][0]["schema"]["enum"];
+        let expected: Vec<&str> = ASSETS.iter().map(|a| a.name).collect();
+        assert_eq!(names, &serde_json::json!(expected));
+    }
 }
