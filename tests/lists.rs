@@ -225,6 +225,8 @@ fn dead_jobs_are_deleted_and_retried_in_bulk() {
     let (code, body) = delete(&app, &later);
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
+    let (code, body) = delete(&app, &later);
+    assert_error(code, &body, StatusCode::CONFLICT, "conflict");
 
     // Bulk retry: a filter that matches nothing, then all of them.
     let (code, body) = post(&app, "/jobs/retry?status=dead&kind=echo");
@@ -313,4 +315,29 @@ fn queues_say_which_are_served_and_minutes_count_attempts() {
         echo,
         json!({"name": "echo", "queue": "default", "timeout_ms": 300000, "max_attempts": 10})
     );
+}
+
+#[test]
+fn a_bulk_retry_is_bounded_per_call() {
+    let redis = Redis::start();
+    let mut worker = App::start_ready(&redis.url(), &[("WORKER_CONCURRENCY", "20")]);
+    let total = 1005;
+    for _ in 0..total {
+        worker.enqueue_ok(&json!({"kind": "fail", "args": {"permanent": true}}));
+    }
+    let all_dead = eventually(Duration::from_secs(60), || {
+        (worker.queue_counter("dead") == total).then_some(())
+    });
+    assert!(all_dead.is_some(), "dead: {}", worker.queue_counter("dead"));
+    worker.kill();
+    // No worker now, so retried jobs stay queued and the counts are exact.
+    let web = App::start_web_only(&redis.url());
+    let (code, body) = post(&web, "/jobs/retry?status=dead");
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"retried": 1000, "remaining": 5}));
+    let (_, body) = post(&web, "/jobs/retry?status=dead");
+    assert_eq!(body, json!({"retried": 5, "remaining": 0}));
+    assert_eq!(web.queue_counter("dead"), 0);
+    let queued = all_pages(&web, "queued", "", 200);
+    assert_eq!(queued.len(), total as usize);
 }

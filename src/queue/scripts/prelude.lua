@@ -88,9 +88,9 @@ end
 -- an hour and a little: the last hour of counts is all GET /stats/minutes shows.
 local function count_minute(base, now, failed)
   local mk = minute_key(base, math.floor(now / 60000))
-  redis.call('HINCRBY', mk, 'processed', 1)
+  -- The first count of a minute creates its hash, and sets its lifetime once.
+  if redis.call('HINCRBY', mk, 'processed', 1) == 1 then redis.call('PEXPIRE', mk, 3900000) end
   if failed then redis.call('HINCRBY', mk, 'failed', 1) end
-  redis.call('PEXPIRE', mk, 3900000)
 end
 
 -- Makes a job ready to run. front = true puts it where the next fetch takes it (a job that was
