@@ -13,6 +13,8 @@
   var PAGE = 50;
   var list = { status: "running", queue: "", kind: "", cursor: "", limit: PAGE };
   var shownJob = null;
+  // The cursors of the pages before this one, for Previous (a cursor only leads forward).
+  var trail = [];
 
   // A fraction 0..1 from what a handler reported: a number (0..1 or a percentage), or an object
   // with completed/steps, done/total, current/total or percent. null when it says no fraction.
@@ -75,6 +77,7 @@
     next.disabled = !data.next_cursor;
     next.dataset.cursor = data.next_cursor || "";
     od.$("page-first").disabled = !list.cursor;
+    od.$("page-prev").disabled = trail.length === 0 || !list.cursor;
     od.$("page-info").textContent = jobs.length + " shown" + (list.cursor ? " (later page)" : "");
   }
 
@@ -126,20 +129,28 @@
     ev.preventDefault();
     location.hash = listHash({ queue: od.$("f-queue").value.trim(), kind: od.$("f-kind").value.trim(), cursor: "" });
   });
-  od.$("page-first").addEventListener("click", function () { location.hash = listHash({ cursor: "" }); });
+  od.$("page-first").addEventListener("click", function () { trail = []; location.hash = listHash({ cursor: "" }); });
+  od.$("page-prev").addEventListener("click", function () {
+    if (trail.length) location.hash = listHash({ cursor: trail.pop() });
+  });
   od.$("page-next").addEventListener("click", function () {
     var c = od.$("page-next").dataset.cursor;
-    if (c) location.hash = listHash({ cursor: c });
+    if (!c) return;
+    trail.push(list.cursor);
+    location.hash = listHash({ cursor: c });
   });
 
   od.pages.list = {
     show: function (route) {
       var q = route.query;
       var limit = Math.floor(Number(q.limit));
+      var previous = list;
       list = {
         status: STATUSES.indexOf(q.status) >= 0 ? q.status : "running", queue: q.queue || "", kind: q.kind || "",
         cursor: q.cursor || "", limit: limit >= 1 && limit <= 200 ? limit : PAGE
       };
+      var same = previous.status === list.status && previous.queue === list.queue && previous.kind === list.kind && previous.limit === list.limit;
+      if (!same || !list.cursor) trail = [];
       od.$("f-queue").value = list.queue;
       od.$("f-kind").value = list.kind;
       od.$("retry-all").hidden = list.status !== "dead";

@@ -344,6 +344,7 @@ fn page_and_filter_a_list(app: &App, browser: &mut Browser) {
     let rows = "(() => { const ids = [...document.querySelectorAll('#jobs-body tr[data-id]')].map(r => r.dataset.id); return ids.length ? ids : null; })()";
     open(browser, "#/jobs?status=scheduled&limit=1");
     let first = browser.wait_for("the first page", rows, WAIT);
+    let first_text = first.to_string();
     browser.click("#page-next");
     let second = browser.wait_for(
         "the second page",
@@ -366,10 +367,13 @@ fn page_and_filter_a_list(app: &App, browser: &mut Browser) {
     shown.sort_by_key(|v| v.to_string());
     expected.sort_by_key(|v| v.to_string());
     assert_eq!(shown, expected);
-    browser.click("#page-first");
+    browser.click("#page-prev");
     browser.wait_for(
         "the first page again",
-        "!location.hash.includes('cursor=')",
+        &format!(
+            "(() => {{ const r = {rows}; return !location.hash.includes('cursor=') && r && JSON.stringify(r) === {}; }})()",
+            json!(first_text)
+        ),
         WAIT,
     );
 
