@@ -200,7 +200,8 @@ async fn write_outcome(
     outcome: Outcome,
     started: Instant,
 ) {
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_millis() as u64;
     // Decided once, so every try of the write asks for the same retry delay.
     let next = match &outcome {
         Outcome::Failed { retry, .. } => Some(next_attempt(worker, lease, *retry)),
@@ -226,7 +227,7 @@ async fn write_outcome(
                     &lease.job().queue,
                     &lease.job().kind,
                     written.status(),
-                    started.elapsed(),
+                    elapsed,
                 );
                 return;
             }
