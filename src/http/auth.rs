@@ -11,10 +11,11 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 
-/// Paths served to anyone: the health check (Heroku and uptime monitors), and the dashboard's page
-/// itself, which holds no data and asks the user for the token to call the API with.
+/// Paths served to anyone: the health check (Heroku and uptime monitors), the API description,
+/// and the dashboard's page and its scripts and styles, which hold no data and ask the user for
+/// the token to call the API with.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/health" | "/" | "/openapi.json")
+    matches!(path, "/health" | "/" | "/openapi.json") || path.starts_with("/assets/")
 }
 
 /// Rejects a request that is not authorised, before any handler runs.
@@ -175,7 +176,7 @@ mod tests {
 
     #[test]
     fn health_and_the_dashboard_page_are_public() {
-        assert!(is_public("/health") && is_public("/"));
+        assert!(is_public("/health") && is_public("/") && is_public("/assets/core.js"));
         assert!(!is_public("/jobs") && !is_public("/queues"));
     }
 }

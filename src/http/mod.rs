@@ -94,6 +94,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .default_service(method_not_allowed("GET, HEAD")),
     )
     .service(
+        web::resource("/assets/{name}")
+            .route(get_or_head().to(dashboard::asset))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
         web::resource("/health")
             .route(get_or_head().to(health::health))
             .default_service(method_not_allowed("GET, HEAD")),
