@@ -155,6 +155,8 @@ impl App {
                     base: config.retry_backoff_base,
                     max: config.retry_backoff_max,
                 },
+                idle_poll: config.worker_poll_interval,
+                log_started: config.job_log == crate::config::JobLog::All,
             },
             self.process.clone(),
             jobs_runtime,

@@ -12,6 +12,7 @@ use thiserror::Error;
 mod parse;
 mod secrets;
 mod timings;
+mod worker_tuning;
 
 pub use crate::worker::QueuePolicy;
 pub use secrets::{redact_url, redis_url_for_client};
@@ -22,6 +23,8 @@ use parse::{
 };
 use secrets::{parse_api_token, parse_redis_url};
 use timings::parse_timings;
+pub use worker_tuning::JobLog;
+use worker_tuning::{parse_job_log, parse_poll_interval};
 
 /// A start-up configuration error; the process prints it and exits non-zero.
 #[derive(Debug, Error)]
@@ -133,6 +136,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Heroku's dyno name (`DYNO`), used only to make process ids readable.
     pub dyno: Option<String>,
+    /// How long an idle worker waits for a wake-up before looking again (`WORKER_POLL_INTERVAL`).
+    pub worker_poll_interval: std::time::Duration,
+    /// Which job transitions are logged at `info` (`JOB_LOG`).
+    pub job_log: JobLog,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -164,6 +171,8 @@ struct RawEnv {
     rust_log: Option<String>,
     log_format: Option<String>,
     dyno: Option<String>,
+    worker_poll_interval: Option<f64>,
+    job_log: Option<String>,
 }
 
 impl Config {
@@ -237,6 +246,8 @@ impl Config {
             log_filter: raw.rust_log.unwrap_or_else(|| "info".to_string()),
             log_format,
             dyno: raw.dyno,
+            worker_poll_interval: parse_poll_interval(raw.worker_poll_interval)?,
+            job_log: parse_job_log(raw.job_log.as_deref())?,
             warnings,
         })
     }
@@ -283,6 +294,8 @@ impl std::fmt::Debug for Config {
             .field("log_filter", &self.log_filter)
             .field("log_format", &self.log_format)
             .field("dyno", &self.dyno)
+            .field("worker_poll_interval", &self.worker_poll_interval)
+            .field("job_log", &self.job_log)
             .field("warnings", &self.warnings)
             .finish()
     }

@@ -62,6 +62,7 @@
 //! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep) and `stats.rs`
 //! (snapshots and health). `reply.rs` reads script replies as the outcome types.
 
+mod bulk;
 mod connection;
 mod error;
 mod events;
@@ -81,6 +82,7 @@ mod summary;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bulk::{BULK_MAX, BulkEnqueued, BulkItem};
 pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;

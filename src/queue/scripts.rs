@@ -16,6 +16,7 @@ macro_rules! script {
 }
 
 script!(ENQUEUE, "scripts/enqueue.lua");
+script!(ENQUEUE_BULK, "scripts/enqueue_bulk.lua");
 script!(FETCH, "scripts/fetch.lua");
 script!(ACK, "scripts/ack.lua");
 script!(FAIL, "scripts/fail.lua");

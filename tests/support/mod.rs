@@ -210,6 +210,8 @@ impl App {
             .env("PORT", "0")
             .env("REDIS_URL", redis_url)
             .env("RUST_LOG", "info")
+            // Tests read `job.started` lines; the default logs only `job.finished`.
+            .env("JOB_LOG", "all")
             .env("WEB_CONCURRENCY", "2")
             .env("DEMO_KINDS", "true");
         for (k, v) in env {
