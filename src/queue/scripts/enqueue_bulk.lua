@@ -46,7 +46,9 @@ for i = 0, count - 1 do
   plan[#plan + 1] = job
 end
 local reply = {}
-local woken = {}
+local touched = {}
+-- Ready ids per queue, pushed with one LPUSH per queue (in batch order, so the first runs first).
+local ready_ids = {}
 for _, job in ipairs(plan) do
   local a = job.a
   local id, queue = ARGV[a], ARGV[a + 2]
@@ -57,24 +59,29 @@ for _, job in ipairs(plan) do
     reply[#reply + 1] = known[2]
   else
     local jk = job_key(base, id)
-    redis.call('HSET', jk, 'id', id, 'kind', ARGV[a + 1], 'queue', queue, 'args', ARGV[a + 3],
+    local status = 'queued'
+    if job.due > now then status = 'scheduled' end
+    -- One HSET per job: the record is written whole.
+    local fields = {'id', id, 'kind', ARGV[a + 1], 'queue', queue, 'args', ARGV[a + 3],
       'attempts', 0, 'failures', 0, 'max_attempts', ARGV[a + 4],
-      'created_at', now, 'run_at', math.max(job.due, now))
-    if ARGV[a + 5] ~= '' then redis.call('HSET', jk, 'timeout_ms', ARGV[a + 5]) end
+      'created_at', now, 'run_at', math.max(job.due, now), 'status', status}
+    if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'timeout_ms'; fields[#fields + 1] = ARGV[a + 5] end
     if job.fp then
       redis.call('SET', idem_key(base, job.idem), id, 'PX', idem_ttl_ms)
-      redis.call('HSET', jk, 'idem_key', job.idem, 'idem_fp', job.fp)
+      fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = job.idem
+      fields[#fields + 1] = 'idem_fp'; fields[#fields + 1] = job.fp
     end
-    local status = 'queued'
-    if job.due > now then
-      status = 'scheduled'
-      redis.call('HSET', jk, 'status', status)
+    if status == 'scheduled' then
+      redis.call('HSET', jk, unpack(fields))
       redis.call('ZADD', KEYS[1], job.due, id)
     else
-      redis.call('HSET', jk, 'status', status, 'enqueued_at', now)
-      if redis.call('LPUSH', queue_key(base, queue), id) == 1 then woken[queue] = true end
+      fields[#fields + 1] = 'enqueued_at'; fields[#fields + 1] = now
+      redis.call('HSET', jk, unpack(fields))
+      local ready = ready_ids[queue]
+      if not ready then ready = {}; ready_ids[queue] = ready end
+      ready[#ready + 1] = id
     end
-    if woken[queue] == nil then woken[queue] = false end
+    touched[queue] = true
     job.created = {id, status}
     reply[#reply + 1] = 'created'
     reply[#reply + 1] = id
@@ -83,8 +90,11 @@ for _, job in ipairs(plan) do
 end
 -- One SADD and at most one wake-up per queue: a queue that already held jobs has a worker on
 -- its way (see make_ready in prelude.lua).
-for queue, wake in pairs(woken) do
+for queue, _ in pairs(touched) do
   redis.call('SADD', KEYS[2], queue)
-  if wake then redis.call('PUBLISH', wake_channel(base), queue) end
+  local ready = ready_ids[queue]
+  if ready and redis.call('LPUSH', queue_key(base, queue), unpack(ready)) == #ready then
+    redis.call('PUBLISH', wake_channel(base), queue)
+  end
 end
 return {'ok', reply}
