@@ -209,7 +209,7 @@ async fn fetch(
         .await?
     {
         Fetched::Jobs(leases) if leases.is_empty() => Ok(Fetch::Empty),
-        Fetched::Jobs(leases) => {
+        Fetched::Jobs(leases) | Fetched::More(leases) => {
             for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
                 tokio::spawn(runner::run(worker.clone(), lease, permit));
             }

@@ -7,14 +7,15 @@ local base, jk, lease, result = ARGV[1], KEYS[1], ARGV[2], ARGV[3]
 local keep = parse_keep(ARGV[4], ARGV[5])
 if not holds_lease(jk, lease) then return 0 end
 local now = now_ms()
-local id = redis.call('HGET', jk, 'id')
+local id = id_of(base, jk)
 redis.call('LREM', KEYS[2], 1, id)
-redis.call('HSET', jk, 'result', result, 'finished_at', now)
-redis.call('HDEL', jk, 'lease', 'owner', 'checkpoint')
--- A job cancelled while it ran stays cancelled, whatever it returned.
-if not is_cancelled(jk) then
-  redis.call('HSET', jk, 'status', 'succeeded')
-end
+-- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
+-- stored: an absent result reads as null.
+local fields = {'f', now}
+if not is_cancelled(jk) then fields[3] = 's'; fields[4] = 'succeeded' end
+if result ~= 'null' then fields[#fields + 1] = 'R'; fields[#fields + 1] = result end
+redis.call('HSET', jk, unpack(fields))
+redis.call('HDEL', jk, 'L', 'o', 'checkpoint')
 expire_finished(base, jk, keep[1])
 index_finished(base, id, keep)
 return 1

@@ -38,7 +38,8 @@ for i = 0, count - 1 do
       if existing and redis.call('EXISTS', job_key(base, existing)) == 1 then
         local ejk = job_key(base, existing)
         if redis.call('HGET', ejk, 'idem_fp') ~= job.fp then return {'reused', i} end
-        job.existing = {existing, redis.call('HGET', ejk, 'status')}
+        local st = redis.call('HMGET', ejk, 's', 'status')
+        job.existing = {existing, st[1] or st[2]}
       end
       seen[job.idem] = job
     end
@@ -62,10 +63,11 @@ for _, job in ipairs(plan) do
     local status = 'queued'
     if job.due > now then status = 'scheduled' end
     -- One HSET per job: the record is written whole.
-    local fields = {'id', id, 'kind', ARGV[a + 1], 'queue', queue, 'args', ARGV[a + 3],
-      'attempts', 0, 'failures', 0, 'max_attempts', ARGV[a + 4],
-      'created_at', now, 'run_at', math.max(job.due, now), 'status', status}
-    if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'timeout_ms'; fields[#fields + 1] = ARGV[a + 5] end
+    -- The same record enqueue.lua writes.
+    local fields = {'k', ARGV[a + 1], 'q', queue, 'a', ARGV[a + 3], 'm', ARGV[a + 4],
+      'c', now, 's', status}
+    if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = job.due end
+    if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = ARGV[a + 5] end
     if job.fp then
       redis.call('SET', idem_key(base, job.idem), id, 'PX', idem_ttl_ms)
       fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = job.idem
@@ -75,7 +77,7 @@ for _, job in ipairs(plan) do
       redis.call('HSET', jk, unpack(fields))
       redis.call('ZADD', KEYS[1], job.due, id)
     else
-      fields[#fields + 1] = 'enqueued_at'; fields[#fields + 1] = now
+      fields[#fields + 1] = 'e'; fields[#fields + 1] = now
       redis.call('HSET', jk, unpack(fields))
       local ready = ready_ids[queue]
       if not ready then ready = {}; ready_ids[queue] = ready end
