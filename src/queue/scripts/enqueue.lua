@@ -33,9 +33,10 @@ end
 local jk = job_key(base, id)
 local status = 'queued'
 if due > now then status = 'scheduled' end
--- One HSET writes the record whole. attempts and failures start absent (read as 0), and run_at
--- is written only when it differs from created_at.
-local fields = {'k', kind, 'q', queue, 'a', args, 'm', max_attempts, 'c', now, 's', status}
+-- One HSET writes the record whole. attempts and failures start absent (read as 0), run_at is
+-- written only when it differs from created_at, and args only when not {} (which absent means).
+local fields = {'k', kind, 'q', queue, 'm', max_attempts, 'c', now, 's', status}
+if args ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = args end
 if due > now then fields[#fields + 1] = 'r'; fields[#fields + 1] = due end
 if timeout_ms ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = timeout_ms end
 if fp then

@@ -64,8 +64,8 @@ for _, job in ipairs(plan) do
     if job.due > now then status = 'scheduled' end
     -- One HSET per job: the record is written whole.
     -- The same record enqueue.lua writes.
-    local fields = {'k', ARGV[a + 1], 'q', queue, 'a', ARGV[a + 3], 'm', ARGV[a + 4],
-      'c', now, 's', status}
+    local fields = {'k', ARGV[a + 1], 'q', queue, 'm', ARGV[a + 4], 'c', now, 's', status}
+    if ARGV[a + 3] ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[a + 3] end
     if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = job.due end
     if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = ARGV[a + 5] end
     if job.fp then
