@@ -62,6 +62,7 @@
 //! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep) and `stats.rs`
 //! (snapshots and health). `reply.rs` reads script replies as the outcome types.
 
+mod ack_batch;
 mod bulk;
 mod connection;
 mod error;
@@ -118,6 +119,8 @@ pub struct Queue {
     redis: RedisHandle,
     keys: Keys,
     retention: Arc<Retention>,
+    /// Runners' acks on their way to Redis together (see `ack_batch.rs`).
+    acks: ack_batch::AckSender,
 }
 
 /// A duration as the whole milliseconds scripts take.
@@ -132,6 +135,7 @@ impl Queue {
             redis,
             keys: Keys::new(prefix),
             retention: Arc::new(retention),
+            acks: Default::default(),
         }
     }
 

@@ -154,3 +154,22 @@ local function parse_keep(retention_ms, keep_max)
   if not keep[1] or not keep[2] or keep[2] < 1 then error('bad retention arguments') end
   return keep
 end
+
+-- Records a job's success and releases it, if lease still holds it (ack.lua, ack_many.lua).
+-- Returns 1, or 0 when the lease is no longer the caller's (nothing is written).
+local function ack_job(base, jk, inflight, lease, result, keep)
+  if not holds_lease(jk, lease) then return 0 end
+  local now = now_ms()
+  local id = id_of(base, jk)
+  redis.call('LREM', inflight, 1, id)
+  -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
+  -- stored: an absent result reads as null.
+  local fields = {'f', now}
+  if not is_cancelled(jk) then fields[3] = 's'; fields[4] = 'succeeded' end
+  if result ~= 'null' then fields[#fields + 1] = 'R'; fields[#fields + 1] = result end
+  redis.call('HSET', jk, unpack(fields))
+  redis.call('HDEL', jk, 'L', 'o', 'checkpoint')
+  expire_finished(base, jk, keep[1])
+  index_finished(base, id, keep)
+  return 1
+end
