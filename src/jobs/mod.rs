@@ -9,6 +9,7 @@ mod echo;
 mod fail;
 mod handler;
 mod noop;
+mod probe;
 mod registry;
 mod sleep;
 mod steps;
@@ -28,7 +29,8 @@ pub fn registry(config: &crate::config::Config) -> Result<Registry, DuplicateKin
     let mut registry = Registry::new();
     registry
         .register("noop", noop::Noop)?
-        .register("echo", echo::Echo)?;
+        .register("echo", echo::Echo)?
+        .register("probe", probe::Probe)?;
     if config.demo_kinds {
         registry
             .register("sleep", sleep::Sleep)?
