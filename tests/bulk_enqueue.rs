@@ -55,7 +55,10 @@ fn one_bad_job_refuses_the_whole_batch_naming_its_index() {
             json!([{"kind": "noop"}, {"kind": "no-such-kind"}, {"kind": "noop"}]),
             "jobs[1]",
         ),
-        (json!([{"kind": "noop"}, {"kind": "noop", "max_attempts": 0}]), "jobs[1]"),
+        (
+            json!([{"kind": "noop"}, {"kind": "noop", "max_attempts": 0}]),
+            "jobs[1]",
+        ),
         (json!([{"kind": "noop"}, {"kind": "noop"}, 7]), "jobs[2]"),
         (json!([{"kind": "noop", "idempotency_key": ""}]), "jobs[0]"),
         (json!([{"kind": "noop", "typo": 1}]), "jobs[0]"),
@@ -131,6 +134,7 @@ fn each_job_has_its_own_idempotency_key() {
     assert_eq!(job_keys(&mut conn).len(), 4);
 
     // A batch names keys per job, not in the header.
-    let (status, _, body) = app.enqueue_with(&json!([{"kind": "noop"}]), &[("Idempotency-Key", "x")]);
+    let (status, _, body) =
+        app.enqueue_with(&json!([{"kind": "noop"}]), &[("Idempotency-Key", "x")]);
     support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
 }

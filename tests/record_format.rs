@@ -41,7 +41,9 @@ fn a_queued_record_of_the_old_format_runs_and_is_renamed() {
     let _: () = conn
         .lpush(support::keys().queue("default"), id)
         .expect("LPUSH");
-    let _: () = conn.sadd(support::keys().queues(), "default").expect("SADD");
+    let _: () = conn
+        .sadd(support::keys().queues(), "default")
+        .expect("SADD");
 
     let app = App::start_ready(&redis.url(), &[]);
     let done = app.wait_for_status(id, "succeeded", Duration::from_secs(20));

@@ -23,7 +23,12 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 /// Sends `total` POST /jobs bodies from `inflight` threads; returns each request's latency.
-fn post_all(app: &App, bodies: impl Fn(usize) -> Value + Sync, total: usize, inflight: usize) -> Vec<Duration> {
+fn post_all(
+    app: &App,
+    bodies: impl Fn(usize) -> Value + Sync,
+    total: usize,
+    inflight: usize,
+) -> Vec<Duration> {
     let client = Client::builder().tcp_nodelay(true).build().expect("client");
     let next = AtomicUsize::new(0);
     let url = app.url("/jobs");
@@ -39,7 +44,11 @@ fn post_all(app: &App, bodies: impl Fn(usize) -> Value + Sync, total: usize, inf
                             return mine;
                         }
                         let started = Instant::now();
-                        let res = client.post(&url).json(&bodies(i)).send().expect("POST /jobs");
+                        let res = client
+                            .post(&url)
+                            .json(&bodies(i))
+                            .send()
+                            .expect("POST /jobs");
                         assert!(res.status().is_success(), "POST /jobs: {}", res.status());
                         let _ = res.bytes();
                         mine.push(started.elapsed());
@@ -86,7 +95,11 @@ struct Cpu {
 
 impl Cpu {
     fn start(redis: &Redis, pid: u32) -> Cpu {
-        Cpu { redis: cpu_seconds(redis.pid()), app: cpu_seconds(pid), pid }
+        Cpu {
+            redis: cpu_seconds(redis.pid()),
+            app: cpu_seconds(pid),
+            pid,
+        }
     }
 
     fn per_job(&self, redis: &Redis, jobs: usize) -> String {
@@ -137,7 +150,11 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     // 10,000 jobs: JOB_RETENTION_MAX's default, so every finished one is still kept.
     post_all(&web, |_| batch(1000), 10, 1);
     let queued = redis.info("memory", "used_memory");
-    let worker = App::start(binary, redis, &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")]);
+    let worker = App::start(
+        binary,
+        redis,
+        &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")],
+    );
     wait_drained(redis);
     std::thread::sleep(Duration::from_millis(300));
     let finished = redis.info("memory", "used_memory");
@@ -152,7 +169,11 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     let total = (jobs / 1000).max(1) * 1000;
     drop(web);
     let spawned = Instant::now();
-    let worker = App::start(binary, redis, &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")]);
+    let worker = App::start(
+        binary,
+        redis,
+        &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")],
+    );
     let cpu = Cpu::start(redis, worker.pid());
     let until = Instant::now() + Duration::from_secs(30);
     while redis.unfinished() as usize >= total && Instant::now() < until {
@@ -171,7 +192,11 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
 
 fn concurrent_and_latency(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     redis.flush();
-    let app = App::start(binary, redis, &[("WORKER_CONCURRENCY", "50"), ("DEMO_KINDS", "true")]);
+    let app = App::start(
+        binary,
+        redis,
+        &[("WORKER_CONCURRENCY", "50"), ("DEMO_KINDS", "true")],
+    );
     app.wait_healthy();
     std::thread::sleep(Duration::from_millis(300));
     let cpu = Cpu::start(redis, app.pid());
@@ -189,7 +214,9 @@ fn concurrent_and_latency(binary: &std::path::Path, redis: &Redis, jobs: usize) 
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// 1000 `probe` jobs one at a time into the idle worker: from just before the POST to the
@@ -249,7 +276,11 @@ fn web_under_load(app: &App) {
     };
     let idle = (measure("/health"), measure(&job_path));
     let busy_jobs = Value::Array(vec![json!({"kind": "cpu", "args": {"ms": 20000}}); 50]);
-    client.post(app.url("/jobs")).json(&busy_jobs).send().expect("POST cpu");
+    client
+        .post(app.url("/jobs"))
+        .json(&busy_jobs)
+        .send()
+        .expect("POST cpu");
     std::thread::sleep(Duration::from_millis(500));
     let busy = (measure("/health"), measure(&job_path));
     println!(
@@ -262,7 +293,10 @@ fn main() {
     let mut jobs = 50_000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().and_then(|v| v.parse::<usize>().ok())) {
+        match (
+            arg.as_str(),
+            args.next().and_then(|v| v.parse::<usize>().ok()),
+        ) {
             ("--jobs", Some(n)) if n >= 1000 => jobs = n,
             _ => {
                 eprintln!("usage: cargo run --release --example bench [-- --jobs N (>= 1000)]");
@@ -272,7 +306,11 @@ fn main() {
     }
     let binary = onedyno_binary();
     let redis = Arc::new(Redis::start());
-    println!("onedyno bench: {} ({jobs} jobs a case), redis on port {}", binary.display(), redis.port);
+    println!(
+        "onedyno bench: {} ({jobs} jobs a case), redis on port {}",
+        binary.display(),
+        redis.port
+    );
     enqueue_cases(&binary, &redis, jobs);
     memory_and_drain(&binary, &redis, jobs);
     concurrent_and_latency(&binary, &redis, jobs / 2);

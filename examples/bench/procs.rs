@@ -19,7 +19,12 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command (which may hold spaces) start after the last ')'.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat: 12 and 13 after the command and state.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -95,7 +100,9 @@ impl Redis {
     }
 
     pub(crate) fn flush(&self) {
-        let _: () = redis::cmd("FLUSHALL").query(&mut self.conn()).expect("FLUSHALL");
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut self.conn())
+            .expect("FLUSHALL");
     }
 
     /// Jobs waiting in `default` or held in any in-flight list.
@@ -176,8 +183,12 @@ impl Drop for App {
     }
 }
 
-/// The release binary next to this example (`target/release/onedyno`).
+/// The release binary next to this example (`target/release/onedyno`), or `$ONEDYNO_BIN`
+/// (to compare two builds).
 pub(crate) fn onedyno_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ONEDYNO_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let binary = dir.join("onedyno");

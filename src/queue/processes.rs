@@ -48,7 +48,10 @@ impl FromRedisValue for FetchReply {
                 FromRedisValue::from_redis_value(jobs)?,
                 false,
             )),
-            "more" => Ok(FetchReply::Jobs(FromRedisValue::from_redis_value(jobs)?, true)),
+            "more" => Ok(FetchReply::Jobs(
+                FromRedisValue::from_redis_value(jobs)?,
+                true,
+            )),
             _ => Err(unexpected(&tag)),
         }
     }

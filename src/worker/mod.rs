@@ -121,10 +121,7 @@ impl Pool {
     }
 }
 
-async fn forward_events(
-    worker: Arc<Worker>,
-    mut events: tokio::sync::mpsc::Receiver<QueueEvent>,
-) {
+async fn forward_events(worker: Arc<Worker>, mut events: tokio::sync::mpsc::Receiver<QueueEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             QueueEvent::Ready(_) | QueueEvent::Resubscribed => worker.wake.notify_one(),
@@ -138,11 +135,7 @@ async fn forward_events(
 }
 
 /// Fetches while slots are free, never more jobs than free slots, until shutdown.
-async fn fetch_loop(
-    worker: &Arc<Worker>,
-    shutdown: &Shutdown,
-    permits: &Arc<Semaphore>,
-) {
+async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Semaphore>) {
     let mut outage = Outage::new("worker.fetch_failed", "worker.fetch_recovered");
     let mut error_wait = Doubling::new(Duration::from_millis(200), Duration::from_secs(2));
     loop {
