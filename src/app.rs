@@ -182,6 +182,8 @@ impl App {
                     max: config.retry_backoff_max,
                 },
                 describe: describe_process(config),
+                idle_poll: config.worker_poll_interval,
+                log_started: config.job_log == crate::config::JobLog::All,
             },
             self.process.clone(),
             jobs_runtime,

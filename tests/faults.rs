@@ -49,10 +49,11 @@ fn a_job_fetched_into_a_live_process_without_a_runner_is_put_back() {
         .hset_multiple(
             support::job_key(&id),
             &[
-                ("status", "running"),
-                ("attempts", "1"),
-                ("lease", &format!("{process}:1")),
-                ("owner", &process),
+                // status, attempts, lease, owner, in the record's one-letter field names.
+                ("s", "running"),
+                ("n", "1"),
+                ("L", &format!("{process}:1")),
+                ("o", &process),
             ],
         )
         .unwrap();

@@ -12,10 +12,11 @@ use support::{App, Redis};
 fn statuses_and_starts(conn: &mut redis::Connection, ids: &[String]) -> Vec<(String, i64)> {
     let mut pipe = redis::pipe();
     for id in ids {
+        // status and started_at, in the record's one-letter field names.
         pipe.cmd("HMGET")
             .arg(support::keys().job(id))
-            .arg("status")
-            .arg("started_at");
+            .arg("s")
+            .arg("t");
     }
     let rows: Vec<(Option<String>, Option<i64>)> = pipe.query(conn).expect("HMGET");
     rows.into_iter()

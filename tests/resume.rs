@@ -56,8 +56,11 @@ fn a_long_job_interrupted_by_sigterm_is_put_back_and_resumes_elsewhere() {
     assert!(support::inflight_ids(&mut conn).is_empty());
     assert_eq!(support::job_field(&mut conn, &id, "err_seq"), None);
     assert_eq!(
-        support::job_field(&mut conn, &id, "failures").as_deref(),
-        Some("0")
+        support::job_field(&mut conn, &id, "failures")
+            .as_deref()
+            .unwrap_or("0"),
+        "0",
+        "failures are absent (0) until a failed attempt"
     );
     let progress: Value = serde_json::from_str(
         &support::job_field(&mut conn, &id, "progress").expect("progress kept"),

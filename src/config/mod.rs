@@ -16,6 +16,7 @@ mod parse;
 mod schedules;
 mod secrets;
 mod timings;
+mod worker_tuning;
 
 pub use crate::worker::QueuePolicy;
 pub use mail::{MailSettings, SMTP_TIMEOUT, SmtpSettings};
@@ -31,6 +32,8 @@ use parse::{
 use schedules::parse_schedules;
 use secrets::{parse_api_token, parse_redis_url};
 use timings::parse_timings;
+pub use worker_tuning::JobLog;
+use worker_tuning::{parse_job_log, parse_poll_interval};
 
 /// A start-up configuration error; the process prints it and exits non-zero.
 #[derive(Debug, Error)]
@@ -168,6 +171,10 @@ pub struct Config {
     pub log_requests: LogRequests,
     /// How often the l2met metrics line is logged (`METRICS_INTERVAL`).
     pub metrics_interval: Duration,
+    /// How long an idle worker waits for a wake-up before looking again (`WORKER_POLL_INTERVAL`).
+    pub worker_poll_interval: std::time::Duration,
+    /// Which job transitions are logged at `info` (`JOB_LOG`).
+    pub job_log: JobLog,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -206,6 +213,8 @@ struct RawEnv {
     limits: Option<String>,
     log_requests: Option<String>,
     metrics_interval: Option<f64>,
+    worker_poll_interval: Option<f64>,
+    job_log: Option<String>,
 }
 
 impl Config {
@@ -294,6 +303,8 @@ impl Config {
                 1.0,
                 3600.0,
             )?,
+            worker_poll_interval: parse_poll_interval(raw.worker_poll_interval)?,
+            job_log: parse_job_log(raw.job_log.as_deref())?,
             warnings,
         })
     }
@@ -346,6 +357,8 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("log_requests", &self.log_requests)
             .field("metrics_interval", &self.metrics_interval)
+            .field("worker_poll_interval", &self.worker_poll_interval)
+            .field("job_log", &self.job_log)
             .field("warnings", &self.warnings)
             .finish()
     }

@@ -7,12 +7,12 @@ use super::body::{canonical, read_json};
 use super::request_log::request_id;
 use super::{ApiError, AppState};
 use crate::queue::spec::{JobDefaults, JobSpec};
-use crate::queue::{Cancelled, Enqueued, Retried};
+use crate::queue::{Cancelled, Enqueued, NewJob, Retried};
 
 /// The longest `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub(super) const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -46,7 +46,26 @@ pub(super) async fn enqueue(
         state.config.request_timeout,
     )
     .await?;
-    let idempotency = idempotency_key(&req)?;
+    if let serde_json::Value::Array(items) = body {
+        if req.headers().contains_key("idempotency-key") {
+            return Err(ApiError::Invalid(
+                "a batch takes no Idempotency-Key header; give each job its own idempotency_key"
+                    .into(),
+            ));
+        }
+        return super::bulk::enqueue(&state, items).await;
+    }
+    let job = new_job(&state, body, idempotency_key(&req)?)?;
+    let enqueued = state.queue.enqueue(job).await?;
+    respond(enqueued, &req)
+}
+
+/// Checks one job's JSON and fills in its defaults; `idempotency` is its key, if it has one.
+pub(super) fn new_job(
+    state: &AppState,
+    body: serde_json::Value,
+    idempotency: Option<String>,
+) -> Result<NewJob, ApiError> {
     let fingerprint = idempotency.as_ref().map(|_| canonical(&body));
     let spec = JobSpec::from_json(body)?;
     // The registry is checked before the spec's own rules, so a wrong kind is the error a client
@@ -63,9 +82,7 @@ pub(super) async fn enqueue(
         timeout: kind.timeout,
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let job = spec.parse(&defaults, now_ms, idempotency.zip(fingerprint))?;
-    let enqueued = state.queue.enqueue(job).await?;
-    respond(enqueued, &req)
+    Ok(spec.parse(&defaults, now_ms, idempotency.zip(fingerprint))?)
 }
 
 /// The answer to `POST /jobs` for what the queue did.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod body;
+mod bulk;
 mod dashboard;
 mod error;
 mod health;

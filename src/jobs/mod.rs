@@ -11,6 +11,7 @@ mod fail;
 mod handler;
 mod http;
 mod noop;
+mod probe;
 mod registry;
 mod sleep;
 mod steps;
@@ -39,7 +40,8 @@ pub fn registry(config: &crate::config::Config) -> Result<Registry, RegistryErro
     registry
         .register("noop", noop::Noop)?
         .register("echo", echo::Echo)?
-        .register("http", http)?;
+        .register("http", http)?
+        .register("probe", probe::Probe)?;
     if config.demo_kinds {
         registry
             .register("sleep", sleep::Sleep)?

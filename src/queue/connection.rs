@@ -33,6 +33,9 @@ const UNRESPONSIVE_PINGS: u32 = 3;
 pub struct RedisHandle {
     client: redis::Client,
     manager: Arc<RwLock<Option<ConnectionManager>>>,
+    /// Turns true once the first connection is made, so the worker starts at that moment
+    /// instead of at its next retry.
+    connected: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Keepalive probes and a user timeout make the kernel notice a peer that vanished without a
@@ -76,6 +79,7 @@ impl RedisHandle {
         Ok(RedisHandle {
             client,
             manager: Arc::new(RwLock::new(None)),
+            connected: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 
@@ -91,6 +95,14 @@ impl RedisHandle {
             .manager
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(manager);
+        self.connected.send_replace(true);
+    }
+
+    /// Returns once the first connection has been made.
+    pub async fn connected(&self) {
+        let mut made = self.connected.subscribe();
+        // The sender lives as long as this handle, so the wait ends only by the value turning true.
+        let _ = made.wait_for(|made| *made).await;
     }
 
     /// The shared connection, or `Unavailable` while the first connection has not been made.

@@ -141,11 +141,28 @@ impl JobRecord {
         JobRecord::from_map(map)
     }
 
-    /// Reads a record from its hash fields.
+    /// Reads a record from its hash fields: the one-letter names scripts write (see
+    /// `scripts/prelude.lua`) or the long names of records written before them, and `id`.
     pub fn from_map(mut map: HashMap<String, String>) -> Result<JobRecord, QueueError> {
         let id = map
             .remove("id")
             .ok_or_else(|| QueueError::unreadable("", "id"))?;
+        let mut take = |short: &str, long: &str| map.remove(short).or_else(|| map.remove(long));
+        let status = take("s", "status");
+        let kind = take("k", "kind");
+        let queue = take("q", "queue");
+        let args = take("a", "args");
+        let attempts = take("n", "attempts");
+        let failures = take("x", "failures");
+        let max_attempts = take("m", "max_attempts");
+        let timeout_ms = take("T", "timeout_ms");
+        let result = take("R", "result");
+        let created_at = take("c", "created_at");
+        let run_at = take("r", "run_at");
+        let started_at = take("t", "started_at");
+        let finished_at = take("f", "finished_at");
+        let enqueued_at = take("e", "enqueued_at");
+        let lease = take("L", "lease");
         let corrupt = |field: &str| QueueError::unreadable(&id, field);
         let json = |v: Option<String>, field: &str| -> Result<Option<Value>, QueueError> {
             v.map(|s| serde_json::from_str(&s).map_err(|_| corrupt(field)))
@@ -155,9 +172,8 @@ impl JobRecord {
             v.map(|s| s.parse::<i64>().map_err(|_| corrupt(field)))
                 .transpose()
         };
-        let status = map
-            .get("status")
-            .and_then(|s| JobStatus::parse(s))
+        let status = status
+            .and_then(|s| JobStatus::parse(&s))
             .ok_or_else(|| corrupt("status"))?;
         // Records written before errors moved to one field each keep their `errors` array.
         let mut errors = match map.remove("errors") {
@@ -172,26 +188,29 @@ impl JobRecord {
         }
         numbered.sort_by_key(|(n, _)| *n);
         errors.extend(numbered.into_iter().map(|(_, e)| e));
+        let created_at = int(created_at, "created_at")?.unwrap_or(0);
         Ok(JobRecord {
-            kind: map.remove("kind").ok_or_else(|| corrupt("kind"))?,
-            queue: map.remove("queue").ok_or_else(|| corrupt("queue"))?,
-            args: json(map.remove("args"), "args")?.unwrap_or(Value::Null),
+            kind: kind.ok_or_else(|| corrupt("kind"))?,
+            queue: queue.ok_or_else(|| corrupt("queue"))?,
+            // Absent args are `{}`: the default of a new job.
+            args: json(args, "args")?.unwrap_or_else(|| Value::Object(Default::default())),
             status,
-            attempts: int(map.remove("attempts"), "attempts")?.unwrap_or(0) as u32,
-            failures: int(map.remove("failures"), "failures")?.unwrap_or(0) as u32,
-            max_attempts: int(map.remove("max_attempts"), "max_attempts")?.unwrap_or(1) as u32,
-            timeout: int(map.remove("timeout_ms"), "timeout_ms")?
+            attempts: int(attempts, "attempts")?.unwrap_or(0) as u32,
+            failures: int(failures, "failures")?.unwrap_or(0) as u32,
+            max_attempts: int(max_attempts, "max_attempts")?.unwrap_or(1) as u32,
+            timeout: int(timeout_ms, "timeout_ms")?
                 .map(|ms| Duration::from_millis(ms.max(0) as u64)),
             errors,
-            result: json(map.remove("result"), "result")?,
+            result: json(result, "result")?,
             progress: json(map.remove("progress"), "progress")?,
             checkpoint: json(map.remove("checkpoint"), "checkpoint")?,
-            created_at: int(map.remove("created_at"), "created_at")?.unwrap_or(0),
-            run_at: int(map.remove("run_at"), "run_at")?,
-            started_at: int(map.remove("started_at"), "started_at")?,
-            finished_at: int(map.remove("finished_at"), "finished_at")?,
-            enqueued_at: int(map.remove("enqueued_at"), "enqueued_at")?,
-            lease: map.remove("lease"),
+            created_at,
+            // A job due at once is stored without run_at: it was due when it was created.
+            run_at: Some(int(run_at, "run_at")?.unwrap_or(created_at)),
+            started_at: int(started_at, "started_at")?,
+            finished_at: int(finished_at, "finished_at")?,
+            enqueued_at: int(enqueued_at, "enqueued_at")?,
+            lease,
             id,
         })
     }

@@ -152,13 +152,15 @@ impl Queue {
     /// Reads a job.
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, QueueError> {
         let mut conn = self.redis.connection()?;
-        let fields: Vec<String> = redis::cmd("HGETALL")
+        let mut fields: Vec<String> = redis::cmd("HGETALL")
             .arg(self.keys.job(id))
             .query_async(&mut conn)
             .await?;
         if fields.is_empty() {
             return Ok(None);
         }
+        // The key names the job; the hash holds no id (records from before may: either reads).
+        fields.extend(["id".to_string(), id.to_string()]);
         JobRecord::from_fields(fields).map(Some)
     }
 

@@ -150,6 +150,12 @@ impl Lease {
     /// [`json_within`]: super::json_within
     pub async fn ack(&self, result: &str) -> Result<bool, QueueError> {
         let q = &self.queue;
+        if let Some(applied) = q
+            .ack_batched(&self.job.id, &self.inflight, &self.token, result)
+            .await
+        {
+            return Ok(applied);
+        }
         let mut conn = q.redis.connection()?;
         let applied: i64 = scripts::ACK
             .key(q.keys.job(&self.job.id))

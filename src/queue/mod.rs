@@ -24,7 +24,7 @@
 //! | `limit:rate:{key}` | string, TTL | a shared limit's next start (GCRA), expiring once it is past |
 //! | `limit:running:{key}` | zset | a concurrency limit's holders (`{process}\|{job id}`) by expiry |
 //!
-//! Pub/sub channels `wake` (a queue got a ready job) and `cancel` (a running job was cancelled)
+//! Pub/sub channels `wake` (a push found a queue's list empty: see `wake` in `prelude.lua`) and `cancel` (a running job was cancelled)
 //! carry hints only: every process also polls, so a lost message delays work but never loses it.
 //!
 //! All keys share the deployment's hash tag, so they live in one Redis Cluster slot: that is
@@ -32,7 +32,15 @@
 //! and still run atomically. The scripts spell every key name once, in `scripts/prelude.lua`.
 //!
 //! ## The job hash
-//! - `id kind queue args max_attempts timeout_ms created_at`: what the job was enqueued with.
+//! The hot fields have one-letter names, so a record stays a small listpack (see
+//! `scripts/prelude.lua`): `k` kind, `q` queue, `a` args, `s` status, `n` attempts, `x` failures,
+//! `m` max_attempts, `T` timeout_ms, `c` created_at, `r` run_at, `e` enqueued_at, `t` started_at,
+//! `f` finished_at, `L` lease, `o` owner, `R` result. Below they go by their long names. The key
+//! names the job (no `id` field); a field that would hold nothing new is left out: `attempts`
+//! and `failures` until they count one, `run_at` when it is `created_at`, `args` when `{}`,
+//! `result` when `null`, `enqueued_at` once the job runs. Records written with the long names
+//! (and an `id`) are renamed in place by the first script that touches them.
+//! - `kind queue args max_attempts timeout_ms created_at`: what the job was enqueued with.
 //! - `status`: `scheduled queued running retrying succeeded dead cancelled`, the one state the
 //!   API shows; the keys the job is listed under follow from it.
 //! - `attempts`: fetches so far, counted up by each fetch (a requeue still counts one, a job put
@@ -73,6 +81,8 @@
 //! (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads their state.
 //! `reply.rs` reads script replies as the outcome types.
 
+mod ack_batch;
+mod bulk;
 mod connection;
 mod error;
 mod events;
@@ -97,6 +107,7 @@ mod summary;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bulk::{BULK_MAX, BulkEnqueued, BulkItem};
 pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
@@ -137,6 +148,8 @@ pub struct Queue {
     redis: RedisHandle,
     keys: Keys,
     retention: Arc<Retention>,
+    /// Runners' acks on their way to Redis together (see `ack_batch.rs`).
+    acks: ack_batch::AckSender,
 }
 
 /// A duration as the whole milliseconds scripts take.
@@ -151,6 +164,7 @@ impl Queue {
             redis,
             keys: Keys::new(prefix),
             retention: Arc::new(retention),
+            acks: Default::default(),
         }
     }
 

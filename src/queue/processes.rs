@@ -26,12 +26,16 @@ pub enum Fetched {
     Unregistered,
     /// The jobs now leased to this process (possibly none).
     Jobs(Vec<Lease>),
+    /// The fetch skipped so many ids of jobs no longer waiting that it stopped early: fetch
+    /// again at once (no wake-up would come for the ids behind them).
+    More(Vec<Lease>),
 }
 
 /// `fetch.lua`'s reply, before the records are read one by one.
 enum FetchReply {
     Unregistered,
-    Jobs(Vec<Vec<String>>),
+    /// The jobs, and whether ids were left unlooked-at when the call hit its budget.
+    Jobs(Vec<Vec<String>>, bool),
 }
 
 /// `fetch.lua`: `{'unregistered', {}}` or `{'ok', {job, ...}}`.
@@ -40,7 +44,14 @@ impl FromRedisValue for FetchReply {
         let (tag, [jobs]) = tagged(v)?;
         match tag.as_str() {
             "unregistered" => Ok(FetchReply::Unregistered),
-            "ok" => Ok(FetchReply::Jobs(FromRedisValue::from_redis_value(jobs)?)),
+            "ok" => Ok(FetchReply::Jobs(
+                FromRedisValue::from_redis_value(jobs)?,
+                false,
+            )),
+            "more" => Ok(FetchReply::Jobs(
+                FromRedisValue::from_redis_value(jobs)?,
+                true,
+            )),
             _ => Err(unexpected(&tag)),
         }
     }
@@ -122,9 +133,9 @@ impl Queue {
             .arg(queues)
             .invoke_async(&mut conn)
             .await?;
-        let jobs = match parse("fetch", reply)? {
+        let (jobs, more) = match parse("fetch", reply)? {
             FetchReply::Unregistered => return Ok(Fetched::Unregistered),
-            FetchReply::Jobs(jobs) => jobs,
+            FetchReply::Jobs(jobs, more) => (jobs, more),
         };
         let mut leases = Vec::with_capacity(jobs.len());
         for fields in jobs {
@@ -143,7 +154,11 @@ impl Queue {
             };
             leases.push(Lease::new(job, token, inflight.clone(), self.clone()));
         }
-        Ok(Fetched::Jobs(leases))
+        Ok(if more {
+            Fetched::More(leases)
+        } else {
+            Fetched::Jobs(leases)
+        })
     }
 
     /// Registers `process` (or renews it) for `ttl`.
@@ -255,7 +270,7 @@ mod tests {
         assert!(matches!(r, FetchReply::Unregistered));
         let r: FetchReply =
             parse("fetch", arr(vec![s("ok"), arr(vec![job("a"), job("b")])])).unwrap();
-        assert!(matches!(r, FetchReply::Jobs(jobs) if jobs.len() == 2 && jobs[1][1] == "b"));
+        assert!(matches!(r, FetchReply::Jobs(jobs, false) if jobs.len() == 2 && jobs[1][1] == "b"));
         let e = parse::<FetchReply>("fetch", arr(vec![s("busy"), arr(vec![])])).err();
         assert!(
             matches!(

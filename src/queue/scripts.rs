@@ -16,8 +16,10 @@ macro_rules! script {
 }
 
 script!(ENQUEUE, "scripts/enqueue.lua");
+script!(ENQUEUE_BULK, "scripts/enqueue_bulk.lua");
 script!(FETCH, "scripts/fetch.lua");
 script!(ACK, "scripts/ack.lua");
+script!(ACK_MANY, "scripts/ack_many.lua");
 script!(FAIL, "scripts/fail.lua");
 script!(REQUEUE, "scripts/requeue.lua");
 script!(RELEASE, "scripts/release.lua");

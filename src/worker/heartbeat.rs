@@ -50,6 +50,13 @@ pub(super) async fn run(worker: Arc<Worker>, stop: CancellationToken) {
                 }
             }
         }
+        if !heartbeat.registered {
+            // Register the moment Redis answers, not at the next retry: the fetcher waits for it.
+            let connected = heartbeat.worker.queue.redis().connected();
+            if unless_cancelled(&stop, connected).await.is_none() {
+                return;
+            }
+        }
         let sent = Instant::now();
         let Some(beat) = unless_cancelled(&stop, heartbeat.beat()).await else {
             return;
@@ -171,6 +178,8 @@ impl Heartbeat {
         let worker = &self.worker;
         if !self.registered {
             tracing::info!(event = "worker.registered", process = %worker.process);
+            // The fetcher may be waiting out an `Unregistered` reply: a full queue starts now.
+            worker.wake.notify_one();
         }
         self.outage.recovered();
         self.registered = true;

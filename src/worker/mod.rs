@@ -28,9 +28,6 @@ use crate::queue::{Fetched, Queue, QueueError, QueueEvent};
 use crate::shutdown::Shutdown;
 use crate::telemetry::Outage;
 
-/// How long an idle fetcher waits before looking again when no wake-up arrives.
-const IDLE_POLL: Duration = Duration::from_secs(1);
-
 /// The pool's settings.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -45,6 +42,12 @@ pub struct PoolSettings {
     /// More for the heartbeat to say about this process (dyno, host, role, started_at), which
     /// `GET /processes` shows.
     pub describe: serde_json::Map<String, serde_json::Value>,
+    /// How long an idle fetcher waits before looking again when no wake-up arrives
+    /// (`WORKER_POLL_INTERVAL`): wake-ups make it matter only when a hint is lost.
+    pub idle_poll: Duration,
+    /// Whether a job's start gets its own `info` line (`JOB_LOG=all`); otherwise it is `debug`
+    /// and a successful job costs one line, `job.finished`.
+    pub log_started: bool,
 }
 
 /// What the pool's tasks share.
@@ -61,6 +64,8 @@ pub(crate) struct Worker {
     requeued: AtomicU64,
     /// Shared rate and concurrency limits, checked before a job starts.
     limits: Arc<SharedLimits>,
+    /// Ends an idle fetcher's wait: a queue got a job, or this process just registered.
+    wake: Notify,
 }
 
 /// The worker pool of one process.
@@ -93,6 +98,7 @@ impl Pool {
                 jobs_runtime,
                 fetch_paused: AtomicBool::new(false),
                 requeued: AtomicU64::new(0),
+                wake: Notify::new(),
             }),
         }
     }
@@ -101,11 +107,10 @@ impl Pool {
     pub async fn run(self, shutdown: Shutdown) {
         let worker = self.worker;
         let permits = Arc::new(Semaphore::new(worker.settings.concurrency));
-        let wake = Arc::new(Notify::new());
         let heartbeat_stop = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat::run(worker.clone(), heartbeat_stop.clone()));
         let events = worker.queue.subscribe(shutdown.clone());
-        tokio::spawn(forward_events(worker.clone(), events, wake.clone()));
+        tokio::spawn(forward_events(worker.clone(), events));
         tokio::spawn(worker.limits.clone().watch_pauses(shutdown.clone()));
         tracing::info!(
             event = "worker.started",
@@ -114,7 +119,7 @@ impl Pool {
             queues = %worker.settings.queues.names().join(",")
         );
 
-        fetch_loop(&worker, &shutdown, &permits, &wake).await;
+        fetch_loop(&worker, &shutdown, &permits).await;
         drain(&worker, &shutdown, &permits).await;
         // The heartbeat stops before the release deregisters this process, so that it neither
         // registers it again nor mistakes the release for a reaper's.
@@ -129,14 +134,10 @@ impl Pool {
     }
 }
 
-async fn forward_events(
-    worker: Arc<Worker>,
-    mut events: tokio::sync::mpsc::Receiver<QueueEvent>,
-    wake: Arc<Notify>,
-) {
+async fn forward_events(worker: Arc<Worker>, mut events: tokio::sync::mpsc::Receiver<QueueEvent>) {
     while let Some(event) = events.recv().await {
         match event {
-            QueueEvent::Ready(_) | QueueEvent::Resubscribed => wake.notify_one(),
+            QueueEvent::Ready(_) | QueueEvent::Resubscribed => worker.wake.notify_one(),
             QueueEvent::Cancelled(id) => {
                 if worker.running.stop(&id, StopReason::Cancelled) {
                     tracing::info!(event = "job.cancel_requested", job_id = %id);
@@ -147,12 +148,7 @@ async fn forward_events(
 }
 
 /// Fetches while slots are free, never more jobs than free slots, until shutdown.
-async fn fetch_loop(
-    worker: &Arc<Worker>,
-    shutdown: &Shutdown,
-    permits: &Arc<Semaphore>,
-    wake: &Notify,
-) {
+async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Semaphore>) {
     let mut outage = Outage::new("worker.fetch_failed", "worker.fetch_recovered");
     let mut error_wait = Doubling::new(Duration::from_millis(200), Duration::from_secs(2));
     loop {
@@ -179,7 +175,7 @@ async fn fetch_loop(
         }
         let idle_wait = match fetched {
             Ok(Fetch::Started) => continue,
-            Ok(Fetch::Empty) => IDLE_POLL,
+            Ok(Fetch::Empty) => worker.settings.idle_poll,
             Ok(Fetch::Unregistered) => Duration::from_millis(200),
             Err(e) => {
                 outage.fail(&e);
@@ -187,8 +183,8 @@ async fn fetch_loop(
             }
         };
         drop(slots);
-        // A wake-up (a job was enqueued) ends the wait early.
-        let waited = tokio::time::timeout(idle_wait, wake.notified());
+        // A wake-up (a job was enqueued, this process registered) ends the wait early.
+        let waited = tokio::time::timeout(idle_wait, worker.wake.notified());
         if shutdown.unless_stopped(waited).await.is_none() {
             return;
         }
@@ -219,7 +215,7 @@ async fn fetch(
         .await?
     {
         Fetched::Jobs(leases) if leases.is_empty() => Ok(Fetch::Empty),
-        Fetched::Jobs(leases) => {
+        Fetched::Jobs(leases) | Fetched::More(leases) => {
             for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
                 tokio::spawn(runner::run(worker.clone(), lease, permit));
             }

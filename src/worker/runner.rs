@@ -95,7 +95,11 @@ pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphor
             .await
         {
             let started = Instant::now();
-            tracing::info!(event = "job.started");
+            if worker.settings.log_started {
+                tracing::info!(event = "job.started");
+            } else {
+                tracing::debug!(event = "job.started");
+            }
             let outcome = bounded(attempt(&worker, &lease, &stop).await);
             write_outcome(&worker, &lease, &stop, outcome, started).await;
             worker.limits.release(held).await;

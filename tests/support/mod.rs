@@ -212,6 +212,8 @@ impl App {
             .env("PORT", "0")
             .env("REDIS_URL", redis_url)
             .env("RUST_LOG", "info")
+            // Tests read `job.started` lines; the default logs only `job.finished`.
+            .env("JOB_LOG", "all")
             .env("WEB_CONCURRENCY", "2")
             .env("DEMO_KINDS", "true");
         for (k, v) in env {
@@ -467,13 +469,36 @@ impl Drop for App {
     }
 }
 
-/// Reads a job hash straight from Redis (the test's own view, bypassing the app).
+/// Reads a job hash straight from Redis (the test's own view, bypassing the app). `field` is
+/// the record's long name; the hash stores the hot fields under one-letter names
+/// (`src/queue/scripts/prelude.lua`), and records from before under the long ones.
 pub fn job_field(conn: &mut redis::Connection, id: &str, field: &str) -> Option<String> {
-    redis::cmd("HGET")
+    let short = match field {
+        "kind" => "k",
+        "queue" => "q",
+        "args" => "a",
+        "status" => "s",
+        "attempts" => "n",
+        "failures" => "x",
+        "max_attempts" => "m",
+        "timeout_ms" => "T",
+        "created_at" => "c",
+        "run_at" => "r",
+        "enqueued_at" => "e",
+        "started_at" => "t",
+        "finished_at" => "f",
+        "lease" => "L",
+        "owner" => "o",
+        "result" => "R",
+        other => other,
+    };
+    let (new, old): (Option<String>, Option<String>) = redis::cmd("HMGET")
         .arg(job_key(id))
+        .arg(short)
         .arg(field)
         .query(conn)
-        .expect("HGET")
+        .expect("HMGET");
+    new.or(old)
 }
 
 /// The ids in a process's in-flight lists, across all processes.

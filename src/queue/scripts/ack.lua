@@ -3,19 +3,5 @@
 -- ARGV[1] base  ARGV[2] lease  ARGV[3] result (JSON)  ARGV[4] job retention ms
 -- ARGV[5] most finished jobs kept
 -- Returns 1, or 0 when the lease is no longer the caller's (nothing is written).
-local base, jk, lease, result = ARGV[1], KEYS[1], ARGV[2], ARGV[3]
 local keep = parse_keep(ARGV[4], ARGV[5])
-if not holds_lease(jk, lease) then return 0 end
-local now = now_ms()
-count_minute(base, now, false)
-local id = redis.call('HGET', jk, 'id')
-redis.call('LREM', KEYS[2], 1, id)
-redis.call('HSET', jk, 'result', result, 'finished_at', now)
-redis.call('HDEL', jk, 'lease', 'owner', 'checkpoint')
--- A job cancelled while it ran stays cancelled, whatever it returned.
-if not is_cancelled(jk) then
-  redis.call('HSET', jk, 'status', 'succeeded')
-end
-expire_finished(base, jk, keep[1])
-index_finished(base, id, keep)
-return 1
+return ack_job(ARGV[1], KEYS[1], KEYS[2], ARGV[2], ARGV[3], keep)

@@ -9,15 +9,16 @@
 -- passes it, the id still counts in the queue's depth.
 local base, jk = ARGV[1], KEYS[1]
 local keep = parse_keep(ARGV[2], ARGV[3])
-local status = redis.call('HGET', jk, 'status')
+local id = id_of(base, jk)
+upgrade(jk)
+local status = redis.call('HGET', jk, 's')
 if not status then return {'missing', {}} end
-if status == 'succeeded' or status == 'dead' then return {'finished', redis.call('HGETALL', jk)} end
-if status == 'cancelled' then return {'ok', redis.call('HGETALL', jk)} end
-local id = redis.call('HGET', jk, 'id')
+if status == 'succeeded' or status == 'dead' then return {'finished', record(jk, id)} end
+if status == 'cancelled' then return {'ok', record(jk, id)} end
 if status == 'running' then
-  redis.call('HSET', jk, 'status', 'cancelled', 'cancel', '1')
+  redis.call('HSET', jk, 's', 'cancelled', 'cancel', '1')
   redis.call('PUBLISH', cancel_channel(base), id)
-  return {'ok', redis.call('HGETALL', jk)}
+  return {'ok', record(jk, id)}
 end
 if status ~= 'queued' then
   redis.call('ZREM', KEYS[2], id)
@@ -25,4 +26,4 @@ if status ~= 'queued' then
 end
 redis.call('HSET', jk, 'cancel', '1')
 finish_cancelled(base, jk, id, now_ms(), keep)
-return {'ok', redis.call('HGETALL', jk)}
+return {'ok', record(jk, id)}

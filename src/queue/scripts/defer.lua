@@ -1,8 +1,8 @@
 -- defer: put a fetched job back to wait ARGV[3] ms, without spending an attempt: a shared limit
--- or a throttling service said "not yet". 'failures' (which max_attempts bounds) is untouched,
+-- or a throttling service said "not yet". Failures ('x', which max_attempts bounds) stay as they are,
 -- and the job waits in the scheduled set (status 'scheduled'), holding no worker. With ARGV[6]
--- '1' the job never started (a limit refused it), so the fetch's count in 'attempts' and its
--- 'started_at' are taken back too; a handler that ran and was throttled keeps them.
+-- '1' the job never started (a limit refused it), so the fetch's count of attempts ('n') and its
+-- start ('t') are taken back too; a handler that ran and was throttled keeps them.
 -- KEYS[1] job hash  KEYS[2] the owner's in-flight list  KEYS[3] scheduled zset
 -- ARGV[1] base  ARGV[2] lease  ARGV[3] delay ms  ARGV[4] job retention ms
 -- ARGV[5] most finished jobs kept  ARGV[6] '1' if the job never started
@@ -12,7 +12,7 @@ local keep = parse_keep(ARGV[4], ARGV[5])
 if not delay_ms then error('bad defer arguments') end
 if not holds_lease(jk, lease) then return 'lost' end
 local now = now_ms()
-local id = redis.call('HGET', jk, 'id')
+local id = id_of(base, jk)
 redis.call('LREM', KEYS[2], 1, id)
 if is_cancelled(jk) then
   finish_cancelled(base, jk, id, now, keep)
@@ -20,10 +20,11 @@ if is_cancelled(jk) then
 end
 local due = now + delay_ms
 if ARGV[6] == '1' then
-  redis.call('HINCRBY', jk, 'attempts', -1)
-  redis.call('HDEL', jk, 'started_at')
+  -- No attempts is an absent count, as enqueue.lua writes it.
+  if redis.call('HINCRBY', jk, 'n', -1) <= 0 then redis.call('HDEL', jk, 'n') end
+  redis.call('HDEL', jk, 't')
 end
-redis.call('HSET', jk, 'status', 'scheduled', 'run_at', due)
-redis.call('HDEL', jk, 'lease', 'owner')
+redis.call('HSET', jk, 's', 'scheduled', 'r', due)
+redis.call('HDEL', jk, 'L', 'o')
 redis.call('ZADD', KEYS[3], due, id)
 return 'deferred'

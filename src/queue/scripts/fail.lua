@@ -15,24 +15,24 @@ local keep = parse_keep(ARGV[6], ARGV[7])
 if not (delay_ms and dead_ms and dead_max and kept) then error('bad fail arguments') end
 if not holds_lease(jk, lease) then return 'lost' end
 local now = now_ms()
-local f = redis.call('HMGET', jk, 'id', 'attempts', 'failures', 'max_attempts', 'err_seq')
+local f = redis.call('HMGET', jk, 'n', 'x', 'm', 'err_seq')
 local cancelled = is_cancelled(jk)
-local id = f[1]
-local failures = (tonumber(f[3]) or 0) + 1
-local max_attempts = tonumber(f[4]) or 1
-local seq = (tonumber(f[5]) or 0) + 1
-local entry = cjson.encode({attempt = tonumber(f[2]) or 0, at = now, message = message})
+local id = id_of(base, jk)
+local failures = (tonumber(f[2]) or 0) + 1
+local max_attempts = tonumber(f[3]) or 1
+local seq = (tonumber(f[4]) or 0) + 1
+local entry = cjson.encode({attempt = tonumber(f[1]) or 0, at = now, message = message})
 redis.call('LREM', KEYS[2], 1, id)
-redis.call('HSET', jk, 'failures', failures, 'err_seq', seq, err_field(seq), entry)
+redis.call('HSET', jk, 'x', failures, 'err_seq', seq, err_field(seq), entry)
 if seq > kept then redis.call('HDEL', jk, err_field(seq - kept)) end
-redis.call('HDEL', jk, 'lease', 'owner')
+redis.call('HDEL', jk, 'L', 'o')
 count_minute(base, now, not cancelled)
 if cancelled then
   finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'
 end
 if mode == 'dead' or failures >= max_attempts then
-  redis.call('HSET', jk, 'status', 'dead', 'finished_at', now)
+  redis.call('HSET', jk, 's', 'dead', 'f', now)
   redis.call('ZADD', KEYS[4], now, id)
   expire_finished(base, jk, dead_ms)
   -- Keep the dead set within its age and size limits. Records past their age expire by their
@@ -46,6 +46,6 @@ if mode == 'dead' or failures >= max_attempts then
   return 'dead'
 end
 local due = now + delay_ms
-redis.call('HSET', jk, 'status', 'retrying', 'run_at', due)
+redis.call('HSET', jk, 's', 'retrying', 'r', due)
 redis.call('ZADD', KEYS[3], due, id)
 return 'retrying'

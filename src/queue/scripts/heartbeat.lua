@@ -13,12 +13,13 @@ redis.call('SET', KEYS[1], info, 'PX', ttl_ms)
 redis.call('SADD', KEYS[2], process)
 local cancelled, held = {}, {}
 for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
-  local jk = job_key(base, id)
-  if is_cancelled(jk) then
+  local jk = job_hash(base, id)
+  local f = redis.call('HMGET', jk, 'cancel', 'L', 'o')
+  if f[1] == '1' then
     cancelled[#cancelled + 1] = id
   end
-  local lease = redis.call('HGET', jk, 'lease')
-  if lease and redis.call('HGET', jk, 'owner') == process then
+  local lease = f[2]
+  if lease and f[3] == process then
     held[#held + 1] = id
     held[#held + 1] = lease
   end

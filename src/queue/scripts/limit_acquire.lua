@@ -119,7 +119,7 @@ end
 if mode == 'job' then
   -- Started now, not when it was fetched: the record shows when it really ran.
   redis.call('HDEL', jk, 'limit_ticket')
-  redis.call('HSET', jk, 'started_at', now)
+  redis.call('HSET', jk, 't', now)
   return {'ok', 0, ''}
 end
 if wait > 0 then return {'booked', math.ceil(wait), wait_key} end

@@ -29,6 +29,49 @@ local function cancel_channel(base) return base .. 'cancel' end
 -- The job hash's field for its n-th error entry.
 local function err_field(n) return 'err:' .. n end
 
+-- The job hash's hot fields have one-letter names (a hash of short fields stays a small
+-- listpack: about half the bytes per job). queue/job.rs reads both spellings.
+--   k kind  q queue  a args  s status  n attempts  x failures  m max_attempts  T timeout_ms
+--   c created_at  r run_at  e enqueued_at  t started_at  f finished_at  L lease  o owner  R result
+-- Records written before the short names are renamed in place the first time a script touches
+-- them (their TTL is kept); their 'id' field goes, since the key names the job.
+local LONG_NAMES = {kind = 'k', queue = 'q', args = 'a', status = 's', attempts = 'n',
+  failures = 'x', max_attempts = 'm', timeout_ms = 'T', created_at = 'c', run_at = 'r',
+  enqueued_at = 'e', started_at = 't', finished_at = 'f', lease = 'L', owner = 'o', result = 'R'}
+local function upgrade(jk)
+  if redis.call('HEXISTS', jk, 'status') == 0 then return end
+  local all = redis.call('HGETALL', jk)
+  local renamed, old = {}, {'id'}
+  for i = 1, #all, 2 do
+    local short = LONG_NAMES[all[i]]
+    if short then
+      renamed[#renamed + 1] = short
+      renamed[#renamed + 1] = all[i + 1]
+      old[#old + 1] = all[i]
+    end
+  end
+  redis.call('HSET', jk, unpack(renamed))
+  redis.call('HDEL', jk, unpack(old))
+end
+
+-- The id of the job whose hash is jk.
+local function id_of(base, jk) return string.sub(jk, #base + 5) end
+
+-- The job hash of id, in the current field names.
+local function job_hash(base, id)
+  local jk = job_key(base, id)
+  upgrade(jk)
+  return jk
+end
+
+-- The record as the API reads it: the hash's fields, and its id (which the key holds).
+local function record(jk, id)
+  local fields = redis.call('HGETALL', jk)
+  fields[#fields + 1] = 'id'
+  fields[#fields + 1] = id
+  return fields
+end
+
 -- Whether the job was cancelled through the API (it may still be running).
 local function is_cancelled(jk)
   return redis.call('HGET', jk, 'cancel') == '1'
@@ -36,7 +79,7 @@ end
 
 -- Whether the job is held under this lease: a worker's writes are void without it.
 local function holds_lease(jk, lease)
-  return redis.call('HGET', jk, 'lease') == lease
+  return redis.call('HGET', jk, 'L') == lease
 end
 
 -- A finished job expires after its retention, or later while its idempotency key still lives,
@@ -63,7 +106,7 @@ local function index_finished(base, id, keep)
   redis.call('LPUSH', fk, id)
   redis.call('PEXPIRE', fk, keep[1])
   -- The per-status index: within the same count bound (ids leave it with the list) and age bound.
-  local f = redis.call('HMGET', job_key(base, id), 'status', 'finished_at')
+  local f = redis.call('HMGET', job_key(base, id), 's', 'f')
   if f[1] == 'succeeded' or f[1] == 'cancelled' then
     local dk, at = done_key(base, f[1]), tonumber(f[2]) or 0
     redis.call('ZADD', dk, at, id)
@@ -73,11 +116,11 @@ local function index_finished(base, id, keep)
   local excess = redis.call('LLEN', fk) - keep_max
   while excess > 0 do
     local old = redis.call('RPOP', fk)
-    local ojk = job_key(base, old)
+    local ojk = job_hash(base, old)
     redis.call('ZREM', done_key(base, 'succeeded'), old)
     redis.call('ZREM', done_key(base, 'cancelled'), old)
-    local status = redis.call('HGET', ojk, 'status')
-    if (status == 'succeeded' or status == 'cancelled') and redis.call('HEXISTS', ojk, 'lease') == 0 then
+    local status = redis.call('HGET', ojk, 's')
+    if (status == 'succeeded' or status == 'cancelled') and redis.call('HEXISTS', ojk, 'L') == 0 then
       redis.call('DEL', ojk)
     end
     excess = excess - 1
@@ -93,35 +136,45 @@ local function count_minute(base, now, failed)
   if failed then redis.call('HINCRBY', mk, 'failed', 1) end
 end
 
+-- Tells idle workers that queue q has a job, when the push made its list len long. Only a push
+-- into an empty list wakes anyone: a worker goes idle only after finding every list it works
+-- empty, so the first push after that is the one that wakes it, and one that finds jobs already
+-- waiting has a worker fetching them already (or woken by an earlier push). No PUBLISH per job
+-- while workers are busy.
+local function wake(base, q, len)
+  if len == 1 then redis.call('PUBLISH', wake_channel(base), q) end
+end
+
 -- Makes a job ready to run. front = true puts it where the next fetch takes it (a job that was
 -- interrupted goes first); otherwise it waits behind the others. q is the job's queue, read by
 -- the caller before its first write.
 local function make_ready(base, jk, id, q, front, now)
-  redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', now)
-  redis.call('HDEL', jk, 'lease', 'owner')
+  redis.call('HSET', jk, 's', 'queued', 'e', now)
+  redis.call('HDEL', jk, 'L', 'o')
+  local len
   if front then
-    redis.call('RPUSH', queue_key(base, q), id)
+    len = redis.call('RPUSH', queue_key(base, q), id)
   else
-    redis.call('LPUSH', queue_key(base, q), id)
+    len = redis.call('LPUSH', queue_key(base, q), id)
   end
   -- Listed again in case the queue's name was pruned while the job waited elsewhere.
   redis.call('SADD', queues_key(base), q)
-  redis.call('PUBLISH', wake_channel(base), q)
+  wake(base, q, len)
 end
 
 -- Queues a dead or cancelled job again with a fresh budget of failed attempts; its errors and
 -- checkpoint stay. The caller has taken it out of the dead set or the finished list.
 local function ready_again(base, jk, id, q, now)
   redis.call('PERSIST', jk)
-  redis.call('HSET', jk, 'failures', 0)
-  redis.call('HDEL', jk, 'cancel', 'finished_at', 'result')
+  -- An absent failure count reads as 0.
+  redis.call('HDEL', jk, 'x', 'cancel', 'f', 'R')
   make_ready(base, jk, id, q, false, now)
 end
 
 -- keep: {retention ms, most finished jobs kept}, parsed by the caller.
 local function finish_cancelled(base, jk, id, now, keep)
-  redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
-  redis.call('HDEL', jk, 'lease', 'owner')
+  redis.call('HSET', jk, 's', 'cancelled', 'f', now)
+  redis.call('HDEL', jk, 'L', 'o', 'e')
   expire_finished(base, jk, keep[1])
   index_finished(base, id, keep)
 end
@@ -138,3 +191,23 @@ end
 -- start, GCRA), its running holders (zset scored by expiry), and the pauses of every key.
 local function limit_rate_key(base, key) return base .. 'limit:rate:' .. key end
 local function limit_running_key(base, key) return base .. 'limit:running:' .. key end
+
+-- Records a job's success and releases it, if lease still holds it (ack.lua, ack_many.lua).
+-- Returns 1, or 0 when the lease is no longer the caller's (nothing is written).
+local function ack_job(base, jk, inflight, lease, result, keep)
+  if not holds_lease(jk, lease) then return 0 end
+  local now = now_ms()
+  count_minute(base, now, false)
+  local id = id_of(base, jk)
+  redis.call('LREM', inflight, 1, id)
+  -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
+  -- stored: an absent result reads as null.
+  local fields = {'f', now}
+  if not is_cancelled(jk) then fields[3] = 's'; fields[4] = 'succeeded' end
+  if result ~= 'null' then fields[#fields + 1] = 'R'; fields[#fields + 1] = result end
+  redis.call('HSET', jk, unpack(fields))
+  redis.call('HDEL', jk, 'L', 'o', 'checkpoint')
+  expire_finished(base, jk, keep[1])
+  index_finished(base, id, keep)
+  return 1
+end

@@ -11,8 +11,8 @@ local next_due = -1
 for z = 1, 2 do
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[z], '-inf', now, 'LIMIT', 0, batch)) do
     redis.call('ZREM', KEYS[z], id)
-    local jk = job_key(base, id)
-    local f = redis.call('HMGET', jk, 'status', 'queue')
+    local jk = job_hash(base, id)
+    local f = redis.call('HMGET', jk, 's', 'q')
     if (f[1] == 'scheduled' or f[1] == 'retrying') and f[2] then
       make_ready(base, jk, id, f[2], false, now)
       moved = moved + 1

@@ -24,7 +24,8 @@ local function nothing_waits(qk)
   if len == 0 then return true end
   if len > 16 then return false end
   for _, id in ipairs(redis.call('LRANGE', qk, 0, -1)) do
-    if redis.call('HGET', job_key(base, id), 'status') == 'queued' then return false end
+    local status = redis.call('HMGET', job_key(base, id), 's', 'status')
+    if (status[1] or status[2]) == 'queued' then return false end
   end
   return true
 end

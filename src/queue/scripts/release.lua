@@ -12,8 +12,8 @@ local function release(process)
   local inflight = inflight_key(base, process)
   local n = 0
   for _, id in ipairs(redis.call('LRANGE', inflight, 0, -1)) do
-    local jk = job_key(base, id)
-    local f = redis.call('HMGET', jk, 'owner', 'queue')
+    local jk = job_hash(base, id)
+    local f = redis.call('HMGET', jk, 'o', 'q')
     if f[1] == process and f[2] then
       if is_cancelled(jk) then
         finish_cancelled(base, jk, id, now, keep)

@@ -6,8 +6,7 @@ local base, jk, lease = ARGV[1], KEYS[1], ARGV[2]
 local keep = parse_keep(ARGV[3], ARGV[4])
 if not holds_lease(jk, lease) then return 'lost' end
 local now = now_ms()
-local f = redis.call('HMGET', jk, 'id', 'queue')
-local id, q = f[1], f[2]
+local id, q = id_of(base, jk), redis.call('HGET', jk, 'q')
 local cancelled = is_cancelled(jk)
 if not q then error('job ' .. tostring(id) .. ' has no queue') end
 redis.call('LREM', KEYS[2], 1, id)

@@ -14,12 +14,12 @@ local total = redis.call('ZCARD', KEYS[1])
 local ids = redis.call('ZRANGE', KEYS[1], 0, scan - 1)
 local retried, left = 0, 0
 for _, id in ipairs(ids) do
-  local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'status', 'queue', 'kind')
+  local jk = job_hash(base, id)
+  local f = redis.call('HMGET', jk, 's', 'q', 'k')
   if not f[1] then
     -- The record expired before the set was trimmed: the id names nothing.
     redis.call('ZREM', KEYS[1], id)
-  elseif f[1] == 'dead' and f[2] and redis.call('HEXISTS', jk, 'lease') == 0
+  elseif f[1] == 'dead' and f[2] and redis.call('HEXISTS', jk, 'L') == 0
       and (want_queue == '' or f[2] == want_queue) and (want_kind == '' or f[3] == want_kind) then
     if retried < most then
       redis.call('ZREM', KEYS[1], id)

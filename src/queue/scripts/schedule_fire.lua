@@ -4,7 +4,8 @@
 --   * a tick later than its grace was missed: it fires only with the 'one' policy and when the
 --     schedule existed at the tick ('since'); else it is recorded as missed and not run;
 --   * overlap off and the previous tick's job still waiting or running: recorded as skipped;
---   * else the job is stored exactly as enqueue.lua stores one, made ready, and recorded.
+--   * else the job is stored exactly as enqueue.lua stores one (with the schedule's name and
+--     tick besides), made ready, and recorded.
 -- KEYS[1] the schedule's hash
 -- ARGV[1] base  ARGV[2] schedule name  ARGV[3] tick ms  ARGV[4] grace ms  ARGV[5] 'one'|'skip'
 -- ARGV[6] overlap '1'|'0'  ARGV[7] job id  ARGV[8] kind  ARGV[9] queue  ARGV[10] args (JSON)
@@ -40,7 +41,7 @@ end
 if overlap == '0' then
   local previous = redis.call('HGET', sk, 'last_job_id')
   if previous then
-    local status = redis.call('HGET', job_key(base, previous), 'status')
+    local status = redis.call('HGET', job_hash(base, previous), 's')
     if status == 'queued' or status == 'scheduled' or status == 'running' or status == 'retrying' then
       redis.call('HSET', sk, 'tick', tick, 'skipped_tick', tick)
       return {'skipped', now, previous, status}
@@ -48,10 +49,13 @@ if overlap == '0' then
   end
 end
 local jk = job_key(base, id)
-redis.call('HSET', jk, 'id', id, 'kind', kind, 'queue', queue, 'args', args,
-  'attempts', 0, 'failures', 0, 'max_attempts', max_attempts,
-  'created_at', now, 'run_at', now, 'schedule', name, 'schedule_tick', tick)
-if timeout_ms ~= '' then redis.call('HSET', jk, 'timeout_ms', timeout_ms) end
+-- The fields enqueue.lua writes for a job due now (absent attempts, failures and run_at; args
+-- only when not {}); make_ready adds its status and enqueued_at.
+local fields = {'k', kind, 'q', queue, 'm', max_attempts, 'c', now, 'schedule', name,
+  'schedule_tick', tick}
+if args ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = args end
+if timeout_ms ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = timeout_ms end
+redis.call('HSET', jk, unpack(fields))
 make_ready(base, jk, id, queue, false, now)
 redis.call('HSET', sk, 'tick', tick, 'last_tick', tick, 'last_run_at', now, 'last_job_id', id)
 local caught_up = '0'

@@ -7,7 +7,11 @@ local out = {}
 for i = 1, #KEYS do
   local f = redis.call('HMGET', KEYS[i], 'last_run_at', 'last_job_id', 'last_tick')
   local status = false
-  if f[2] then status = redis.call('HGET', job_key(base, f[2]), 'status') end
+  if f[2] then
+    -- Read only: a record from before the short field names is read under either name.
+    local s = redis.call('HMGET', job_key(base, f[2]), 's', 'status')
+    status = s[1] or s[2]
+  end
   out[i] = {f[1] or '', f[2] or '', status or '', f[3] or ''}
 end
 return out

@@ -37,7 +37,8 @@ for _, process in ipairs(processes) do
     for _, q in ipairs(info.queues) do served[q] = true end
   end
   for _, id in ipairs(redis.call('LRANGE', inflight_key(base, process), 0, -1)) do
-    local q = redis.call('HGET', job_key(base, id), 'queue')
+    local q = redis.call('HMGET', job_key(base, id), 'q', 'queue')
+    q = q[1] or q[2]
     if q then add(q); running[q] = (running[q] or 0) + 1; running_total = running_total + 1 end
   end
 end
@@ -59,7 +60,8 @@ for _, name in ipairs(listed) do
   local latency = 0
   local oldest = redis.call('LINDEX', key, -1)
   if oldest then
-    local at = redis.call('HGET', job_key(base, oldest), 'enqueued_at')
+    local at = redis.call('HMGET', job_key(base, oldest), 'e', 'enqueued_at')
+    at = at[1] or at[2]
     if at then latency = math.max(0, now - tonumber(at)) end
   end
   queues[#queues + 1] = name

@@ -22,13 +22,17 @@ end
 local RUNNING_MAX = 10000
 
 local function summary(id)
-  local jk = job_key(base, id)
-  local f = redis.call('HMGET', jk, 'id', 'kind', 'queue', 'status', 'attempts', 'max_attempts',
-    'created_at', 'run_at', 'started_at', 'finished_at', 'err_seq', 'progress')
+  local jk = job_hash(base, id)
+  local f = redis.call('HMGET', jk, 's', 'k', 'q', 's', 'n', 'm', 'c', 'r', 't', 'f', 'err_seq',
+    'progress')
   if not f[1] or f[4] ~= want_status then return nil end
   if (want_queue ~= '' and f[3] ~= want_queue) or (want_kind ~= '' and f[2] ~= want_kind) then
     return nil
   end
+  f[1] = id
+  -- An absent attempts count is 0, an absent run_at is created_at.
+  f[5] = f[5] or '0'
+  f[8] = f[8] or f[7]
   local last = false
   if f[11] then last = redis.call('HGET', jk, err_field(f[11])) end
   f[11] = last
@@ -41,7 +45,7 @@ local function running_ids()
   for _, process in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     for _, id in ipairs(redis.call('LRANGE', inflight_key(base, process), 0, RUNNING_MAX - 1)) do
       if #rows < RUNNING_MAX then
-        rows[#rows + 1] = {id, tonumber(redis.call('HGET', job_key(base, id), 'started_at')) or 0}
+        rows[#rows + 1] = {id, tonumber(redis.call('HGET', job_hash(base, id), 't')) or 0}
       end
     end
   end

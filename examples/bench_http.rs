@@ -7,7 +7,7 @@
 //! ```text
 //! redis-server --port 6379 --save "" --appendonly no
 //! cargo run --release                      # serves on PORT=5000, works jobs with WORKER_CONCURRENCY=10
-//! cargo run --release --example bench -- --url http://127.0.0.1:5000 --jobs 10000 --concurrency 32
+//! cargo run --release --example bench_http -- --url http://127.0.0.1:5000 --jobs 10000 --concurrency 32
 //! ```
 //!
 //! Options (all optional):
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: cargo run --release --example bench -- [--url http://127.0.0.1:5000] \
+const USAGE: &str = "usage: cargo run --release --example bench_http -- [--url http://127.0.0.1:5000] \
 [--jobs 10000] [--concurrency 32] [--token T] [--queue default] [--enqueue-only] [--timeout 600]";
 
 /// How often the end-to-end phase polls `GET /queues`.

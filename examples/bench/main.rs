@@ -1,0 +1,317 @@
+//! The benchmark suite: starts its own `redis-server` and the release binary, and reports what
+//! issue-level performance is judged by: enqueue (single and bulk), drain, produce-and-consume,
+//! enqueue-to-start latency, Redis bytes per queued and finished job, CPU per job, RSS, and the
+//! web's p99 idle vs with every worker slot busy.
+//!
+//! ```text
+//! cargo build --release && cargo run --release --example bench
+//! cargo run --release --example bench -- --jobs 20000     # fewer jobs for a quick look
+//! ```
+//!
+//! Figures from a shared or busy machine move a lot: compare runs made back to back, and read
+//! CPU per job (steadier than jobs/s). For onedyno beside BullMQ and others on the same Redis,
+//! use `../shared/bench` (see the README's Benchmark section).
+
+mod procs;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use procs::{App, Redis, cpu_seconds, onedyno_binary, peak_rss_kib};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+/// Sends `total` POST /jobs bodies from `inflight` threads; returns each request's latency.
+fn post_all(
+    app: &App,
+    bodies: impl Fn(usize) -> Value + Sync,
+    total: usize,
+    inflight: usize,
+) -> Vec<Duration> {
+    let client = Client::builder().tcp_nodelay(true).build().expect("client");
+    let next = AtomicUsize::new(0);
+    let url = app.url("/jobs");
+    let mut latencies = Vec::with_capacity(total);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..inflight)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= total {
+                            return mine;
+                        }
+                        let started = Instant::now();
+                        let res = client
+                            .post(&url)
+                            .json(&bodies(i))
+                            .send()
+                            .expect("POST /jobs");
+                        assert!(res.status().is_success(), "POST /jobs: {}", res.status());
+                        let _ = res.bytes();
+                        mine.push(started.elapsed());
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            latencies.extend(w.join().expect("poster"));
+        }
+    });
+    latencies
+}
+
+fn percentile_ms(latencies: &mut [Duration], p: f64) -> f64 {
+    latencies.sort_unstable();
+    if latencies.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+    latencies[rank.clamp(1, latencies.len()) - 1].as_secs_f64() * 1000.0
+}
+
+/// Waits until nothing is waiting or in flight; returns when that was seen.
+fn wait_drained(redis: &Redis) -> Instant {
+    let until = Instant::now() + Duration::from_secs(600);
+    while redis.unfinished() > 0 {
+        assert!(Instant::now() < until, "jobs never drained");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Instant::now()
+}
+
+fn batch(n: usize) -> Value {
+    Value::Array(vec![json!({"kind": "noop"}); n])
+}
+
+/// CPU of Redis and of a process over a measured stretch, per job, in µs.
+struct Cpu {
+    redis: f64,
+    app: f64,
+    pid: u32,
+}
+
+impl Cpu {
+    fn start(redis: &Redis, pid: u32) -> Cpu {
+        Cpu {
+            redis: cpu_seconds(redis.pid()),
+            app: cpu_seconds(pid),
+            pid,
+        }
+    }
+
+    fn per_job(&self, redis: &Redis, jobs: usize) -> String {
+        let us = |s: f64| s / jobs as f64 * 1e6;
+        format!(
+            "Redis {:.0} µs/job, onedyno {:.0} µs/job",
+            us(cpu_seconds(redis.pid()) - self.redis),
+            us(cpu_seconds(self.pid) - self.app)
+        )
+    }
+}
+
+fn enqueue_cases(binary: &std::path::Path, redis: &Redis, jobs: usize) {
+    redis.flush();
+    let web = App::start(binary, redis, &[("WORKER_CONCURRENCY", "0")]);
+    web.wait_healthy();
+    let cpu = Cpu::start(redis, web.pid());
+    let started = Instant::now();
+    let mut lat = post_all(&web, |_| json!({"kind": "noop"}), jobs, 50);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "enqueue, POST /jobs, 50 in flight   {:>8.0} jobs/s  p50 {:.2} ms  p99 {:.2} ms  ({})",
+        jobs as f64 / secs,
+        percentile_ms(&mut lat, 50.0),
+        percentile_ms(&mut lat, 99.0),
+        cpu.per_job(redis, jobs)
+    );
+    redis.flush();
+    let batches = (jobs / 1000).max(1);
+    let cpu = Cpu::start(redis, web.pid());
+    let started = Instant::now();
+    post_all(&web, |_| batch(1000), batches, 4);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "bulk enqueue, 1000 a POST, 4 in flight {:>6.0} jobs/s  ({})",
+        (batches * 1000) as f64 / secs,
+        cpu.per_job(redis, batches * 1000)
+    );
+}
+
+fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
+    redis.flush();
+    let web = App::start(binary, redis, &[("WORKER_CONCURRENCY", "0")]);
+    web.wait_healthy();
+    // One job first, so the queue's list, the known-queues set and the scripts already exist.
+    post_all(&web, |_| json!({"kind": "noop"}), 1, 1);
+    let base = redis.info("memory", "used_memory");
+    // 10,000 jobs: JOB_RETENTION_MAX's default, so every finished one is still kept.
+    post_all(&web, |_| batch(1000), 10, 1);
+    let queued = redis.info("memory", "used_memory");
+    let worker = App::start(
+        binary,
+        redis,
+        &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")],
+    );
+    wait_drained(redis);
+    std::thread::sleep(Duration::from_millis(300));
+    let finished = redis.info("memory", "used_memory");
+    drop(worker);
+    println!(
+        "Redis bytes per job (10k noop)      queued {:.0} B, finished {:.0} B",
+        (queued - base) / 10_000.0,
+        (finished - base) / 10_000.0
+    );
+    redis.flush();
+    post_all(&web, |_| batch(1000), (jobs / 1000).max(1), 2);
+    let total = (jobs / 1000).max(1) * 1000;
+    drop(web);
+    let spawned = Instant::now();
+    let worker = App::start(
+        binary,
+        redis,
+        &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")],
+    );
+    let cpu = Cpu::start(redis, worker.pid());
+    let until = Instant::now() + Duration::from_secs(30);
+    while redis.unfinished() as usize >= total && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let boot = spawned.elapsed();
+    let done = wait_drained(redis);
+    println!(
+        "drain {total} pre-filled, c=50       {:>8.0} jobs/s  first job {:.3} s after spawn  peak RSS {} MiB  ({})",
+        total as f64 / done.duration_since(spawned).as_secs_f64(),
+        boot.as_secs_f64(),
+        peak_rss_kib(worker.pid()) / 1024,
+        cpu.per_job(redis, total)
+    );
+}
+
+fn concurrent_and_latency(binary: &std::path::Path, redis: &Redis, jobs: usize) {
+    redis.flush();
+    let app = App::start(
+        binary,
+        redis,
+        &[("WORKER_CONCURRENCY", "50"), ("DEMO_KINDS", "true")],
+    );
+    app.wait_healthy();
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu = Cpu::start(redis, app.pid());
+    let started = Instant::now();
+    post_all(&app, |_| json!({"kind": "noop"}), jobs, 50);
+    let done = wait_drained(redis);
+    println!(
+        "produce and consume, one process    {:>8.0} jobs/s  peak RSS {} MiB  ({})",
+        jobs as f64 / done.duration_since(started).as_secs_f64(),
+        peak_rss_kib(app.pid()) / 1024,
+        cpu.per_job(redis, jobs)
+    );
+    latency(&app);
+    web_under_load(&app);
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// 1000 `probe` jobs one at a time into the idle worker: from just before the POST to the
+/// handler's start, on the same machine's clock.
+fn latency(app: &App) {
+    let client = Client::builder().tcp_nodelay(true).build().expect("client");
+    let mut samples = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let sent = now_ns();
+        let job: Value = client
+            .post(app.url("/jobs"))
+            .json(&json!({"kind": "probe"}))
+            .send()
+            .and_then(|r| r.json())
+            .expect("POST probe");
+        let id = job["id"].as_str().expect("id").to_string();
+        let started = loop {
+            let job: Value = client
+                .get(app.url(&format!("/jobs/{id}")))
+                .send()
+                .and_then(|r| r.json())
+                .expect("GET probe");
+            if let Some(ns) = job["result"]["started_unix_ns"].as_u64() {
+                break ns;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        };
+        samples.push(Duration::from_nanos(started.saturating_sub(sent)));
+    }
+    println!(
+        "enqueue-to-start, idle worker       p50 {:.2} ms  p99 {:.2} ms  (1000 probe jobs, one at a time)",
+        percentile_ms(&mut samples, 50.0),
+        percentile_ms(&mut samples, 99.0)
+    );
+}
+
+/// p99 of GET /health and GET /jobs/{id}, idle and with all 50 slots running `cpu` jobs.
+fn web_under_load(app: &App) {
+    let client = Client::builder().tcp_nodelay(true).build().expect("client");
+    let job: Value = client
+        .post(app.url("/jobs"))
+        .json(&json!({"kind": "noop"}))
+        .send()
+        .and_then(|r| r.json())
+        .expect("POST");
+    let job_path = format!("/jobs/{}", job["id"].as_str().expect("id"));
+    let measure = |path: &str| {
+        let mut lat: Vec<Duration> = (0..2000)
+            .map(|_| {
+                let t = Instant::now();
+                let res = client.get(app.url(path)).send().expect("GET");
+                let _ = res.bytes();
+                t.elapsed()
+            })
+            .collect();
+        percentile_ms(&mut lat, 99.0)
+    };
+    let idle = (measure("/health"), measure(&job_path));
+    let busy_jobs = Value::Array(vec![json!({"kind": "cpu", "args": {"ms": 20000}}); 50]);
+    client
+        .post(app.url("/jobs"))
+        .json(&busy_jobs)
+        .send()
+        .expect("POST cpu");
+    std::thread::sleep(Duration::from_millis(500));
+    let busy = (measure("/health"), measure(&job_path));
+    println!(
+        "web p99 idle -> 50 cpu jobs running  GET /health {:.2} -> {:.2} ms, GET /jobs/{{id}} {:.2} -> {:.2} ms",
+        idle.0, busy.0, idle.1, busy.1
+    );
+}
+
+fn main() {
+    let mut jobs = 50_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (
+            arg.as_str(),
+            args.next().and_then(|v| v.parse::<usize>().ok()),
+        ) {
+            ("--jobs", Some(n)) if n >= 1000 => jobs = n,
+            _ => {
+                eprintln!("usage: cargo run --release --example bench [-- --jobs N (>= 1000)]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let binary = onedyno_binary();
+    let redis = Arc::new(Redis::start());
+    println!(
+        "onedyno bench: {} ({jobs} jobs a case), redis on port {}",
+        binary.display(),
+        redis.port
+    );
+    enqueue_cases(&binary, &redis, jobs);
+    memory_and_drain(&binary, &redis, jobs);
+    concurrent_and_latency(&binary, &redis, jobs / 2);
+}

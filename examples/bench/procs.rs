@@ -1,0 +1,201 @@
+//! The processes the suite starts and measures: its own `redis-server` and the onedyno binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/{pid}/stat`.
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the command and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The most resident memory a process has had, in KiB (`VmHWM`).
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A `redis-server` of the suite's own, stopped on drop.
+pub(crate) struct Redis {
+    child: Child,
+    pub(crate) port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub(crate) fn start() -> Redis {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("onedyno-bench-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian: apt-get install redis-server)");
+        let redis = Redis { child, port, dir };
+        let until = Instant::now() + Duration::from_secs(10);
+        while redis.conn_maybe().is_none() {
+            assert!(Instant::now() < until, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn conn_maybe(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut conn = client.get_connection().ok()?;
+        redis::cmd("PING").query::<String>(&mut conn).ok()?;
+        Some(conn)
+    }
+
+    pub(crate) fn conn(&self) -> redis::Connection {
+        self.conn_maybe().expect("redis connection")
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of `INFO` as a number.
+    pub(crate) fn info(&self, section: &str, field: &str) -> f64 {
+        let info: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.conn())
+            .expect("INFO");
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    pub(crate) fn flush(&self) {
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut self.conn())
+            .expect("FLUSHALL");
+    }
+
+    /// Jobs waiting in `default` or held in any in-flight list.
+    pub(crate) fn unfinished(&self) -> u64 {
+        let script = redis::Script::new(
+            "local n = redis.call('LLEN', KEYS[1]) \
+             for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('LLEN', k) end \
+             return n",
+        );
+        script
+            .key("{onedyno}:queue:default")
+            .arg("{onedyno}:inflight:*")
+            .invoke(&mut self.conn())
+            .expect("count")
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One onedyno process, stopped with SIGTERM on drop.
+pub(crate) struct App {
+    child: Child,
+    pub(crate) port: u16,
+}
+
+impl App {
+    /// Starts `binary` against `redis` with `env`; waits for `/health` (or, without HTTP, for
+    /// the process to be up a moment).
+    pub(crate) fn start(binary: &Path, redis: &Redis, env: &[(&str, &str)]) -> App {
+        let port = free_port();
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("REDIS_URL", redis.url())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("the onedyno binary");
+        App { child, port }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits until `GET /health` answers.
+    pub(crate) fn wait_healthy(&self) {
+        let until = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::blocking::Client::new();
+        while client.get(self.url("/health")).send().is_err() {
+            assert!(Instant::now() < until, "onedyno never answered /health");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release binary next to this example (`target/release/onedyno`), or `$ONEDYNO_BIN`
+/// (to compare two builds).
+pub(crate) fn onedyno_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ONEDYNO_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let binary = dir.join("onedyno");
+    assert!(
+        binary.exists(),
+        "{} not found: run `cargo build --release` first",
+        binary.display()
+    );
+    binary
+}

@@ -1,0 +1,14 @@
+-- ack_many: ack.lua for several jobs of one process in one call (the acks of runners that
+-- finished while the previous call was on its way; see queue/ack_batch.rs).
+-- KEYS[1] the owner's in-flight list
+-- ARGV[1] base  ARGV[2] job retention ms  ARGV[3] most finished jobs kept
+-- ARGV[4..] per job: id, lease, result (JSON)
+-- Returns {1|0, ...}: per job, 1, or 0 when its lease was no longer the caller's.
+local base = ARGV[1]
+local keep = parse_keep(ARGV[2], ARGV[3])
+if (#ARGV - 3) % 3 ~= 0 then error('bad ack arguments') end
+local out = {}
+for a = 4, #ARGV, 3 do
+  out[#out + 1] = ack_job(base, job_key(base, ARGV[a]), KEYS[1], ARGV[a + 1], ARGV[a + 2], keep)
+end
+return out

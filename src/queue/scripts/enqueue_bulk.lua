@@ -1,0 +1,102 @@
+-- enqueue_bulk: store a batch of new jobs, all or none, in one step. Each job has the fields
+-- enqueue.lua takes and may carry its own idempotency key: a key seen before (in Redis, or
+-- earlier in this batch) with the same request answers with that job instead of a new one.
+-- KEYS[1] scheduled zset  KEYS[2] known-queues set
+-- ARGV[1] base  ARGV[2] idempotency key lifetime ms  ARGV[3] how many jobs
+-- ARGV[4..] 9 values per job: id kind queue args max_attempts timeout_ms-or-'' delay_ms-or-''
+--   run_at-ms-or-'' idempotency-key-or-''; then, for each job with a key, in order, the request
+--   fingerprint source.
+-- Returns {'reused', index (0-based)} when a key was used with a different request (nothing is
+-- written), else {'ok', {tag ('created'|'existing'), id, status, ...}} in the batch's order.
+local base, idem_ttl_ms = ARGV[1], ARGV[2]
+local per, first, count = 9, 4, tonumber(ARGV[3])
+if not count or #ARGV < first - 1 + count * per then error('bad enqueue arguments') end
+local now = now_ms()
+local plan = {}
+local seen = {}
+local requests = first + count * per
+-- Every job is read and checked before the first write: Redis does not roll a script back.
+for i = 0, count - 1 do
+  local a = first + i * per
+  local due = now
+  if ARGV[a + 7] ~= '' then
+    due = tonumber(ARGV[a + 7])
+  elseif ARGV[a + 6] ~= '' then
+    due = now + tonumber(ARGV[a + 6])
+  end
+  if not due or not tonumber(ARGV[a + 4]) then error('bad enqueue arguments') end
+  local job = {a = a, due = due, idem = ARGV[a + 8]}
+  if job.idem ~= '' then
+    job.fp = redis.sha1hex(ARGV[requests])
+    requests = requests + 1
+    local earlier = seen[job.idem]
+    if earlier then
+      if earlier.fp ~= job.fp then return {'reused', i} end
+      job.same_as = earlier
+    else
+      local existing = redis.call('GET', idem_key(base, job.idem))
+      if existing and redis.call('EXISTS', job_key(base, existing)) == 1 then
+        local ejk = job_key(base, existing)
+        if redis.call('HGET', ejk, 'idem_fp') ~= job.fp then return {'reused', i} end
+        local st = redis.call('HMGET', ejk, 's', 'status')
+        job.existing = {existing, st[1] or st[2]}
+      end
+      seen[job.idem] = job
+    end
+  end
+  plan[#plan + 1] = job
+end
+local reply = {}
+local touched = {}
+-- Ready ids per queue, pushed with one LPUSH per queue (in batch order, so the first runs first).
+local ready_ids = {}
+for _, job in ipairs(plan) do
+  local a = job.a
+  local id, queue = ARGV[a], ARGV[a + 2]
+  local known = job.existing or (job.same_as and (job.same_as.existing or job.same_as.created))
+  if known then
+    reply[#reply + 1] = 'existing'
+    reply[#reply + 1] = known[1]
+    reply[#reply + 1] = known[2]
+  else
+    local jk = job_key(base, id)
+    local status = 'queued'
+    if job.due > now then status = 'scheduled' end
+    -- One HSET per job: the record is written whole.
+    -- The same record enqueue.lua writes.
+    local fields = {'k', ARGV[a + 1], 'q', queue, 'm', ARGV[a + 4], 'c', now, 's', status}
+    if ARGV[a + 3] ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[a + 3] end
+    if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = job.due end
+    if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = ARGV[a + 5] end
+    if job.fp then
+      redis.call('SET', idem_key(base, job.idem), id, 'PX', idem_ttl_ms)
+      fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = job.idem
+      fields[#fields + 1] = 'idem_fp'; fields[#fields + 1] = job.fp
+    end
+    if status == 'scheduled' then
+      redis.call('HSET', jk, unpack(fields))
+      redis.call('ZADD', KEYS[1], job.due, id)
+    else
+      fields[#fields + 1] = 'e'; fields[#fields + 1] = now
+      redis.call('HSET', jk, unpack(fields))
+      local ready = ready_ids[queue]
+      if not ready then ready = {}; ready_ids[queue] = ready end
+      ready[#ready + 1] = id
+    end
+    touched[queue] = true
+    job.created = {id, status}
+    reply[#reply + 1] = 'created'
+    reply[#reply + 1] = id
+    reply[#reply + 1] = status
+  end
+end
+-- One SADD and at most one wake-up per queue: a queue that already held jobs has a worker on
+-- its way (see make_ready in prelude.lua).
+for queue, _ in pairs(touched) do
+  redis.call('SADD', KEYS[2], queue)
+  local ready = ready_ids[queue]
+  if ready and redis.call('LPUSH', queue_key(base, queue), unpack(ready)) == #ready then
+    redis.call('PUBLISH', wake_channel(base), queue)
+  end
+end
+return {'ok', reply}

@@ -1,0 +1,140 @@
+//! `POST /jobs` with a JSON array: all stored or none, one result per job in order, an
+//! idempotency key per job, at most 1000 jobs, and errors that name the job's index.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{App, Redis};
+
+fn job_keys(conn: &mut redis::Connection) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(support::keys().job("*"))
+        .query(conn)
+        .expect("KEYS")
+}
+
+/// The `jobs` of a 202 reply.
+#[track_caller]
+fn stored(app: &App, batch: &Value) -> Vec<Value> {
+    let (status, _, body) = app.enqueue(batch);
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["jobs"].as_array().expect("jobs").clone()
+}
+
+#[test]
+fn a_batch_is_stored_in_order_and_every_job_runs() {
+    let redis = Redis::start();
+    let app = App::start_ready(&redis.url(), &[]);
+    let batch: Vec<Value> = (0..50)
+        .map(|n| json!({"kind": "echo", "args": {"n": n}}))
+        .chain([json!({"kind": "echo", "args": {"later": true}, "delay": 3600})])
+        .collect();
+    let jobs = stored(&app, &Value::Array(batch));
+    assert_eq!(jobs.len(), 51);
+    assert!(jobs.iter().all(|j| j["created"] == true), "{jobs:?}");
+    assert_eq!(jobs[50]["status"], "scheduled");
+    for (n, job) in jobs[..50].iter().enumerate() {
+        let id = job["id"].as_str().expect("id");
+        let done = app.wait_for_status(id, "succeeded", Duration::from_secs(20));
+        assert_eq!(done["result"], json!({"n": n}), "{done}");
+    }
+    let later = app.job(jobs[50]["id"].as_str().expect("id"));
+    assert_eq!(later["status"], "scheduled", "{later}");
+}
+
+#[test]
+fn one_bad_job_refuses_the_whole_batch_naming_its_index() {
+    let redis = Redis::start();
+    let app = App::start_web_only(&redis.url());
+    let mut conn = redis.conn();
+    let cases = [
+        (
+            json!([{"kind": "noop"}, {"kind": "no-such-kind"}, {"kind": "noop"}]),
+            "jobs[1]",
+        ),
+        (
+            json!([{"kind": "noop"}, {"kind": "noop", "max_attempts": 0}]),
+            "jobs[1]",
+        ),
+        (json!([{"kind": "noop"}, {"kind": "noop"}, 7]), "jobs[2]"),
+        (json!([{"kind": "noop", "idempotency_key": ""}]), "jobs[0]"),
+        (json!([{"kind": "noop", "typo": 1}]), "jobs[0]"),
+    ];
+    for (batch, index) in cases {
+        let (status, _, body) = app.enqueue(&batch);
+        let message =
+            support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        assert!(message.starts_with(index), "{index}: {message}");
+    }
+    let (status, _, body) = app.enqueue(&json!([]));
+    support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(job_keys(&mut conn).is_empty());
+    assert_eq!(support::queue_len(&mut conn, "default"), 0);
+}
+
+#[test]
+fn a_batch_holds_at_most_1000_jobs() {
+    let redis = Redis::start();
+    let app = App::start_web_only(&redis.url());
+    let mut conn = redis.conn();
+    let batch = |n: usize| Value::Array(vec![json!({"kind": "noop"}); n]);
+    let (status, _, body) = app.enqueue(&batch(1001));
+    let message = support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(message.contains("1000"), "{message}");
+    assert!(job_keys(&mut conn).is_empty());
+    assert_eq!(stored(&app, &batch(1000)).len(), 1000);
+    assert_eq!(support::queue_len(&mut conn, "default"), 1000);
+}
+
+#[test]
+fn each_job_has_its_own_idempotency_key() {
+    let redis = Redis::start();
+    let app = App::start_web_only(&redis.url());
+    let mut conn = redis.conn();
+    let batch = json!([
+        {"kind": "echo", "args": {"order": 1}, "idempotency_key": "order-1"},
+        {"kind": "echo", "args": {"order": 2}, "idempotency_key": "order-2"},
+        {"kind": "echo", "args": {"order": 3}},
+        // The same key and request again in the same batch: the job of the first.
+        {"kind": "echo", "args": {"order": 1}, "idempotency_key": "order-1"},
+    ]);
+    let first = stored(&app, &batch);
+    let created: Vec<bool> = first.iter().map(|j| j["created"] == true).collect();
+    assert_eq!(created, [true, true, true, false], "{first:?}");
+    assert_eq!(first[3]["id"], first[0]["id"]);
+    assert_eq!(job_keys(&mut conn).len(), 3);
+
+    // Repeated: the keyed jobs answer with their first job, the unkeyed one is new.
+    let again = stored(&app, &batch);
+    assert_eq!(again[0]["id"], first[0]["id"]);
+    assert_eq!(again[1]["id"], first[1]["id"]);
+    assert_eq!(again[0]["created"], false);
+    assert_eq!(again[2]["created"], true);
+    assert_ne!(again[2]["id"], first[2]["id"]);
+    assert_eq!(job_keys(&mut conn).len(), 4);
+
+    // A key reused with a different request refuses the batch, and nothing of it is stored.
+    let reused = json!([
+        {"kind": "echo", "args": {"order": 9}},
+        {"kind": "echo", "args": {"order": 99}, "idempotency_key": "order-2"},
+    ]);
+    let (status, _, body) = app.enqueue(&reused);
+    let message = support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(message.starts_with("jobs[1]"), "{message}");
+    let within = json!([
+        {"kind": "echo", "args": {"a": 1}, "idempotency_key": "k"},
+        {"kind": "echo", "args": {"a": 2}, "idempotency_key": "k"},
+    ]);
+    let (status, _, body) = app.enqueue(&within);
+    let message = support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(message.starts_with("jobs[1]"), "{message}");
+    assert_eq!(job_keys(&mut conn).len(), 4);
+
+    // A batch names keys per job, not in the header.
+    let (status, _, body) =
+        app.enqueue_with(&json!([{"kind": "noop"}]), &[("Idempotency-Key", "x")]);
+    support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+}

@@ -1,0 +1,74 @@
+//! Job records written by an earlier release (long field names and an `id` field) still read,
+//! run and finish: a script renames their fields in place the first time it touches them.
+
+mod support;
+
+use std::time::Duration;
+
+use redis::Commands;
+use reqwest::StatusCode;
+use support::{App, Redis};
+
+/// A record as releases before the one-letter field names wrote it.
+fn write_old_record(conn: &mut redis::Connection, id: &str, status: &str) {
+    let now = "1796000000000";
+    let _: () = conn
+        .hset_multiple(
+            support::job_key(id),
+            &[
+                ("id", id),
+                ("kind", "echo"),
+                ("queue", "default"),
+                ("args", r#"{"old":true}"#),
+                ("attempts", "0"),
+                ("failures", "0"),
+                ("max_attempts", "3"),
+                ("created_at", now),
+                ("run_at", now),
+                ("status", status),
+                ("enqueued_at", now),
+            ],
+        )
+        .expect("HSET");
+}
+
+#[test]
+fn a_queued_record_of_the_old_format_runs_and_is_renamed() {
+    let redis = Redis::start();
+    let mut conn = redis.conn();
+    let id = "01900000-0000-7000-8000-000000000001";
+    write_old_record(&mut conn, id, "queued");
+    let _: () = conn
+        .lpush(support::keys().queue("default"), id)
+        .expect("LPUSH");
+    let _: () = conn
+        .sadd(support::keys().queues(), "default")
+        .expect("SADD");
+
+    let app = App::start_ready(&redis.url(), &[]);
+    let done = app.wait_for_status(id, "succeeded", Duration::from_secs(20));
+    assert_eq!(done["result"]["old"], true, "{done}");
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(done["max_attempts"], 3, "{done}");
+    let fields: Vec<String> = conn.hkeys(support::job_key(id)).expect("HKEYS");
+    assert!(fields.contains(&"s".to_string()), "{fields:?}");
+    for old in ["id", "status", "kind", "queue"] {
+        assert!(!fields.contains(&old.to_string()), "{old} in {fields:?}");
+    }
+}
+
+#[test]
+fn a_finished_record_of_the_old_format_reads_and_refuses_a_cancel() {
+    let redis = Redis::start();
+    let mut conn = redis.conn();
+    let id = "01900000-0000-7000-8000-000000000002";
+    write_old_record(&mut conn, id, "succeeded");
+    let app = App::start_web_only(&redis.url());
+    let job = app.job(id);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["kind"], "echo", "{job}");
+    assert_eq!(job["args"]["old"], true, "{job}");
+    let (status, body) = app.cancel(id);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(app.job(id)["status"], "succeeded");
+}
