@@ -37,9 +37,9 @@ fn fired(conn: &mut redis::Connection, schedule: &str) -> Vec<Fired> {
                 let int = |name: &str| f.get(name).and_then(|v| v.parse().ok());
                 Fired {
                     tick: int("schedule_tick").expect("schedule_tick"),
-                    created_at: int("created_at").expect("created_at"),
-                    started_at: int("started_at"),
-                    finished_at: int("finished_at"),
+                    created_at: int("c").expect("created_at"),
+                    started_at: int("t"),
+                    finished_at: int("f"),
                 }
             })
         })

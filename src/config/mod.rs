@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
-mod mail;
 mod http;
 mod limits;
+mod mail;
 mod parse;
 mod schedules;
 mod secrets;
@@ -19,8 +19,8 @@ mod timings;
 mod worker_tuning;
 
 pub use crate::worker::QueuePolicy;
-pub use mail::{MailSettings, SMTP_TIMEOUT, SmtpSettings};
 pub use limits::{CONCURRENCY_LIMIT, Limit, Rate, check_limit_key};
+pub use mail::{MailSettings, SMTP_TIMEOUT, SmtpSettings};
 pub use secrets::{redact_url, redis_url_for_client};
 
 use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
