@@ -72,3 +72,69 @@ fn a_finished_record_of_the_old_format_reads_and_refuses_a_cancel() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(app.job(id)["status"], "succeeded");
 }
+
+/// Puts an old-format record in the dead set, as a release before the short names left it.
+fn write_old_dead(conn: &mut redis::Connection, id: &str) {
+    write_old_record(conn, id, "dead");
+    let _: () = conn
+        .hset_multiple(
+            support::job_key(id),
+            &[("finished_at", "1796000000500"), ("failures", "3")],
+        )
+        .expect("HSET");
+    let _: () = conn
+        .zadd(support::keys().dead(), id, 1796000000500_i64)
+        .expect("ZADD");
+}
+
+#[test]
+fn old_dead_records_list_retry_in_bulk_and_delete() {
+    let redis = Redis::start();
+    let mut conn = redis.conn();
+    let (kept, gone) = (
+        "01900000-0000-7000-8000-000000000003",
+        "01900000-0000-7000-8000-000000000004",
+    );
+    write_old_dead(&mut conn, kept);
+    write_old_dead(&mut conn, gone);
+    let app = App::start_ready(&redis.url(), &[]);
+
+    let (code, page) = app.list("dead", "");
+    assert_eq!(code, StatusCode::OK, "{page}");
+    let jobs = page["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2, "{page}");
+    for job in jobs {
+        assert_eq!(job["kind"], "echo", "{page}");
+        assert_eq!(job["queue"], "default", "{page}");
+        assert_eq!(job["status"], "dead", "{page}");
+    }
+
+    let res = app
+        .http()
+        .delete(app.url(&format!("/jobs/{gone}")))
+        .send()
+        .expect("DELETE");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!support::exists(&mut conn, &support::job_key(gone)));
+
+    let res = app
+        .http()
+        .post(app.url("/jobs/retry?status=dead&kind=echo"))
+        .send()
+        .expect("POST");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().expect("JSON");
+    assert_eq!(body["retried"], 1, "{body}");
+    let done = app.wait_for_status(kept, "succeeded", Duration::from_secs(20));
+    assert_eq!(done["result"]["old"], true, "{done}");
+    // A fresh budget of failures: an absent count, as a new job has.
+    assert_eq!(support::job_field(&mut conn, kept, "failures"), None);
+    assert_eq!(
+        support::job_field(&mut conn, kept, "status").as_deref(),
+        Some("succeeded")
+    );
+    let fields: Vec<String> = conn.hkeys(support::job_key(kept)).expect("HKEYS");
+    for old in ["id", "status", "failures", "finished_at"] {
+        assert!(!fields.contains(&old.to_string()), "{old} in {fields:?}");
+    }
+}

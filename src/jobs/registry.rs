@@ -254,14 +254,16 @@ mod tests {
         );
         assert_eq!(
             registry.kinds(),
-            vec!["cpu", "echo", "fail", "http", "noop", "sleep", "steps"]
+            vec![
+                "cpu", "echo", "fail", "http", "noop", "probe", "sleep", "steps"
+            ]
         );
     }
 
     #[test]
     fn demo_kinds_are_registered_only_when_asked_and_named_when_missing() {
         let registry = super::super::registry(&config(&[])).unwrap();
-        assert_eq!(registry.kinds(), vec!["echo", "http", "noop"]);
+        assert_eq!(registry.kinds(), vec!["echo", "http", "noop", "probe"]);
         let err = registry
             .validate("sleep", &json!({"ms": 5}))
             .unwrap_err()
