@@ -172,14 +172,14 @@ mod tests {
         );
         assert_eq!(
             registry.kinds(),
-            vec!["cpu", "echo", "fail", "noop", "sleep", "steps"]
+            vec!["cpu", "echo", "fail", "noop", "probe", "sleep", "steps"]
         );
     }
 
     #[test]
     fn demo_kinds_are_registered_only_when_asked_and_named_when_missing() {
         let registry = super::super::registry(&config(&[])).unwrap();
-        assert_eq!(registry.kinds(), vec!["echo", "noop"]);
+        assert_eq!(registry.kinds(), vec!["echo", "noop", "probe"]);
         let err = registry
             .validate("sleep", &json!({"ms": 5}))
             .unwrap_err()
