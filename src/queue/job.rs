@@ -175,19 +175,7 @@ impl JobRecord {
         let status = status
             .and_then(|s| JobStatus::parse(&s))
             .ok_or_else(|| corrupt("status"))?;
-        // Records written before errors moved to one field each keep their `errors` array.
-        let mut errors = match map.remove("errors") {
-            Some(s) => parse_errors(&s).ok_or_else(|| corrupt("errors"))?,
-            None => Vec::new(),
-        };
-        let mut numbered: Vec<(u64, AttemptError)> = Vec::new();
-        for (field, entry) in map.iter() {
-            if let Some(n) = field.strip_prefix("err:").and_then(|n| n.parse().ok()) {
-                numbered.push((n, parse_error(entry).ok_or_else(|| corrupt(field))?));
-            }
-        }
-        numbered.sort_by_key(|(n, _)| *n);
-        errors.extend(numbered.into_iter().map(|(_, e)| e));
+        let errors = read_errors(&mut map, &id)?;
         let created_at = int(created_at, "created_at")?.unwrap_or(0);
         Ok(JobRecord {
             kind: kind.ok_or_else(|| corrupt("kind"))?,
@@ -214,6 +202,28 @@ impl JobRecord {
             id,
         })
     }
+}
+
+/// The error entries, oldest first: one `err:{n}` field each, after the `errors` array that
+/// records written before kept.
+fn read_errors(
+    map: &mut HashMap<String, String>,
+    id: &str,
+) -> Result<Vec<AttemptError>, QueueError> {
+    let corrupt = |field: &str| QueueError::unreadable(id, field);
+    let mut errors = match map.remove("errors") {
+        Some(s) => parse_errors(&s).ok_or_else(|| corrupt("errors"))?,
+        None => Vec::new(),
+    };
+    let mut numbered: Vec<(u64, AttemptError)> = Vec::new();
+    for (field, entry) in map.iter() {
+        if let Some(n) = field.strip_prefix("err:").and_then(|n| n.parse().ok()) {
+            numbered.push((n, parse_error(entry).ok_or_else(|| corrupt(field))?));
+        }
+    }
+    numbered.sort_by_key(|(n, _)| *n);
+    errors.extend(numbered.into_iter().map(|(_, e)| e));
+    Ok(errors)
 }
 
 /// Lua's cjson writes numbers as doubles (`1.7e12` style is possible); accept any JSON number.
