@@ -138,3 +138,39 @@ fn each_job_has_its_own_idempotency_key() {
         app.enqueue_with(&json!([{"kind": "noop"}]), &[("Idempotency-Key", "x")]);
     support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
 }
+
+/// Many runners finishing at once have their acks written together (`ack_many.lua`): each job
+/// still counts in its minute and is listed as succeeded, once.
+#[test]
+fn jobs_acked_together_are_each_counted_and_listed() {
+    let redis = Redis::start();
+    let mut conn = redis.conn();
+    let app = App::start_ready(&redis.url(), &[("WORKER_CONCURRENCY", "50")]);
+    let total = 600_u64;
+    for _ in 0..3 {
+        let batch: Vec<Value> = (0..total / 3).map(|_| json!({"kind": "noop"})).collect();
+        stored(&app, &Value::Array(batch));
+    }
+    let processed = || {
+        let (code, body) = app.get("/stats/minutes");
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body["minutes"]
+            .as_array()
+            .expect("minutes")
+            .iter()
+            .map(|m| m["processed"].as_u64().expect("processed"))
+            .sum::<u64>()
+    };
+    let done = support::eventually(Duration::from_secs(60), || {
+        (processed() >= total).then_some(())
+    });
+    assert!(done.is_some(), "processed {} of {total}", processed());
+    // Settled: nothing counted twice.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(processed(), total);
+    let listed: u64 = redis::cmd("ZCARD")
+        .arg(support::keys().done("succeeded"))
+        .query(&mut conn)
+        .expect("ZCARD");
+    assert_eq!(listed, total);
+}
