@@ -42,7 +42,8 @@ impl Keys {
         format!("{}finished", self.base)
     }
 
-    /// Succeeded or cancelled job ids (by `status`), by finish time.
+    /// Job ids of one finished `status` by finish time (only `cancelled` has one: succeeded
+    /// jobs list from [`Keys::finished`]).
     pub fn done(&self, status: &str) -> String {
         format!("{}done:{status}", self.base)
     }
@@ -135,7 +136,7 @@ mod tests {
             k.queue("q"),
             k.idem("i"),
             k.finished(),
-            k.done("succeeded"),
+            k.done("cancelled"),
             k.minute(1),
             k.queues(),
             k.inflight("p"),

@@ -8,7 +8,8 @@
 //! | running | every process's in-flight list | longest running first |
 //! | scheduled, retrying | `scheduled`, `retry` zsets | next due first |
 //! | dead | `dead` zset | newest first |
-//! | succeeded, cancelled | `done:{status}` zsets (bounded like `finished`) | newest first |
+//! | succeeded | the `finished` list (its cancelled ids passed over) | newest first |
+//! | cancelled | `done:cancelled` zset (bounded like `finished`) | newest first |
 //!
 //! A cursor is an offset into its source, so a page is as cheap wherever it starts; a job that
 //! moves between two calls may be seen twice or not at all, as with any offset paging.
@@ -86,9 +87,8 @@ impl Queue {
             JobStatus::Scheduled => (self.keys.scheduled(), "asc"),
             JobStatus::Retrying => (self.keys.retry(), "asc"),
             JobStatus::Dead => (self.keys.dead(), "desc"),
-            JobStatus::Succeeded | JobStatus::Cancelled => {
-                (self.keys.done(req.status.as_str()), "desc")
-            }
+            JobStatus::Succeeded => (self.keys.finished(), "newest"),
+            JobStatus::Cancelled => (self.keys.done("cancelled"), "desc"),
         };
         let (next, jobs) = self.page(&key, mode, offset, req.limit, req).await?;
         Ok(JobPage {

@@ -1,10 +1,11 @@
 -- summaries: one page of a job list, as short summaries: fixed fields, the last error entry and
 -- the progress, never args, results or the whole history, so a page's size is bounded whatever
 -- the jobs hold.
--- KEYS[1] the source: a zset (scheduled, retry, dead, done:*), a queue's list, or the processes
--- set (running: every process's in-flight list)
+-- KEYS[1] the source: a zset (scheduled, retry, dead, done:cancelled), a list (a queue's, or
+-- 'finished'), or the processes set (running: every process's in-flight list)
 -- ARGV[1] base  ARGV[2] mode: 'asc' | 'desc' (zset by score) | 'queued' (list, next to run
--- first) | 'running' (in-flight jobs, longest running first)  ARGV[3] offset into the source
+-- first) | 'newest' (list, first pushed last: 'finished') | 'running' (in-flight jobs, longest
+-- running first)  ARGV[3] offset into the source
 -- ARGV[4] most jobs returned  ARGV[5] most entries looked at  ARGV[6] the status listed
 -- ARGV[7] queue ('' any)  ARGV[8] kind ('' any)
 -- Returns {next offset or -1 at the end, {{id, kind, queue, status, attempts, max_attempts,
@@ -71,6 +72,8 @@ local function window_of()
     local reversed = {}
     for i = #ids, 1, -1 do reversed[#reversed + 1] = ids[i] end
     return reversed, redis.call('LLEN', KEYS[1])
+  elseif mode == 'newest' then
+    return redis.call('LRANGE', KEYS[1], offset, last), redis.call('LLEN', KEYS[1])
   elseif mode == 'running' then
     local all, ids = running_ids(), {}
     for i = offset + 1, math.min(#all, last + 1) do ids[#ids + 1] = all[i] end
