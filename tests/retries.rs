@@ -181,3 +181,50 @@ fn a_job_that_exceeds_its_timeout_is_a_failed_attempt_and_is_retried() {
         "the last attempt took {took} ms"
     );
 }
+
+/// With the default `JOB_LOG` a success costs one `info` line, yet a failed attempt that will be
+/// retried still warns and a dead job is still an error: what an alert on the log should see.
+#[test]
+fn with_the_default_job_log_failures_keep_their_levels() {
+    let redis = Redis::start();
+    let mut env = support::FAST_BACKOFF.to_vec();
+    env.push(("JOB_LOG", "finished"));
+    let app = App::start_ready(&redis.url(), &env);
+    let ok = app.enqueue_ok(&json!({"kind": "noop"}));
+    let failing = app.enqueue_ok(&json!({"kind": "fail", "max_attempts": 2}));
+    app.wait_for_status(&ok, "succeeded", Duration::from_secs(10));
+    app.wait_for_status(&failing, "dead", Duration::from_secs(10));
+
+    let lines = |id: &str| -> Vec<String> {
+        app.log_lines(&format!("job_id={id}"))
+            .into_iter()
+            // The worker's lines (the request logged its own `job.enqueued`).
+            .filter(|l| l.contains("event=job.") && !l.contains("event=job.enqueued"))
+            .collect()
+    };
+    let ok_lines = lines(&ok);
+    assert_eq!(ok_lines.len(), 1, "{ok_lines:?}");
+    assert!(
+        ok_lines[0].starts_with("at=info event=job.finished")
+            && ok_lines[0].contains("status=succeeded"),
+        "{ok_lines:?}"
+    );
+    let finished: Vec<String> = lines(&failing)
+        .into_iter()
+        .filter(|l| l.contains("event=job.finished"))
+        .collect();
+    assert_eq!(finished.len(), 2, "{finished:?}");
+    assert!(
+        finished[0].starts_with("at=warn ") && finished[0].contains("status=retrying"),
+        "{finished:?}"
+    );
+    assert!(
+        finished[1].starts_with("at=error ") && finished[1].contains("status=dead"),
+        "{finished:?}"
+    );
+    assert!(
+        app.log_lines("event=job.started").is_empty(),
+        "{}",
+        app.logs()
+    );
+}
