@@ -34,6 +34,13 @@ fn fired(conn: &mut redis::Connection, schedule: &str) -> Vec<Fired> {
         .filter_map(|key| {
             let f: HashMap<String, String> = redis::cmd("HGETALL").arg(key).query(conn).ok()?;
             (f.get("schedule")? == schedule).then(|| {
+                // Stored as enqueue.lua stores a job: one-letter names, nothing empty.
+                for long in [
+                    "id", "kind", "queue", "status", "attempts", "failures", "run_at",
+                ] {
+                    assert!(!f.contains_key(long), "{long} in {f:?}");
+                }
+                assert_ne!(f.get("a").map(String::as_str), Some("{}"), "{f:?}");
                 let int = |name: &str| f.get(name).and_then(|v| v.parse().ok());
                 Fired {
                     tick: int("schedule_tick").expect("schedule_tick"),
