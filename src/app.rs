@@ -89,10 +89,10 @@ impl App {
         self
     }
 
-    /// Runs until `shutdown`, then stops HTTP and drains the workers at once, and returns when
-    /// both are done (always before `SHUTDOWN_TIMEOUT`).
-    pub async fn run_until_stopped(mut self, shutdown: Shutdown) -> Result<(), AppError> {
-        let config = self.config.clone();
+    /// Starts what every process runs beside HTTP and the workers: the Redis connection, the
+    /// maintenance loops with the metrics line, and the scheduler.
+    fn spawn_loops(&self, shutdown: &Shutdown) {
+        let config = &self.config;
         self.queue.redis().spawn_connect(shutdown.clone());
         let line = maintenance::MetricsLine {
             interval: config.metrics_interval,
@@ -111,6 +111,13 @@ impl App {
             config.max_attempts,
             shutdown.clone(),
         );
+    }
+
+    /// Runs until `shutdown`, then stops HTTP and drains the workers at once, and returns when
+    /// both are done (always before `SHUTDOWN_TIMEOUT`).
+    pub async fn run_until_stopped(mut self, shutdown: Shutdown) -> Result<(), AppError> {
+        let config = self.config.clone();
+        self.spawn_loops(&shutdown);
 
         // Handlers run on a runtime of their own: a job that hogs its threads cannot delay HTTP
         // (actix's own threads), heartbeats, or the writes that record outcomes.

@@ -70,36 +70,26 @@ pub(super) async fn log_request(
     };
     crate::telemetry::metrics::http_request(&route, status);
     let duration_ms = started.elapsed().as_millis() as u64;
+    // tracing's level is part of each call site, so the one line is written through a macro.
+    macro_rules! request_line {
+        ($level:ident) => {
+            tracing::$level!(
+                event = "http.request",
+                method,
+                path,
+                status,
+                duration_ms,
+                request_id,
+                error
+            )
+        };
+    }
     if status >= 500 {
-        tracing::warn!(
-            event = "http.request",
-            method,
-            path,
-            status,
-            duration_ms,
-            request_id,
-            error
-        );
+        request_line!(warn);
     } else if log_all || status >= 400 || !quiet_method {
-        tracing::info!(
-            event = "http.request",
-            method,
-            path,
-            status,
-            duration_ms,
-            request_id,
-            error
-        );
+        request_line!(info);
     } else {
-        tracing::debug!(
-            event = "http.request",
-            method,
-            path,
-            status,
-            duration_ms,
-            request_id,
-            error
-        );
+        request_line!(debug);
     }
     result.map(|mut res| {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
