@@ -15,7 +15,7 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::{Outage, l2met, metrics};
 
 /// The longest a promoter sleeps, so a job scheduled meanwhile is promoted within about this long.
-const PROMOTE_MAX_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const PROMOTE_MAX_WAIT: Duration = Duration::from_millis(500);
 const PROMOTE_MIN_WAIT: Duration = Duration::from_millis(10);
 /// How often to look for dead processes (with up to a second of jitter so processes spread out).
 const REAP_INTERVAL: Duration = Duration::from_secs(5);

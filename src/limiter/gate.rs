@@ -91,7 +91,8 @@ impl SharedLimits {
                 }
                 Err(e) if e.is_transient() && !stop.is_cancelled() => {
                     tracing::warn!(event = "job.defer_failed", error = %e);
-                    tokio::time::sleep(retry.next_wait()).await;
+                    // A drain must not wait out the backoff: the next pass sees `stop`.
+                    crate::shutdown::sleep_unless(stop, retry.next_wait()).await;
                 }
                 Err(e) => {
                     // Left in flight: the drain or the heartbeat puts it back.
@@ -103,8 +104,13 @@ impl SharedLimits {
     }
 
     /// Promotes due jobs once `wait` is over, so a job that waited for its turn runs at its
-    /// turn rather than at the promoter's next pass. Any process may get there first.
+    /// turn rather than at the promoter's next pass. Any process may get there first. Only
+    /// short waits are nudged: the promoter's next pass, at most `PROMOTE_MAX_WAIT` away, sees a
+    /// longer one in time, and a task per job sleeping out a long pause would grow with the jobs.
     pub fn nudge(&self, wait: Duration) {
+        if wait > crate::maintenance::PROMOTE_MAX_WAIT {
+            return;
+        }
         let queue = self.queue.clone();
         tokio::spawn(async move {
             tokio::time::sleep(wait + Duration::from_millis(2)).await;
