@@ -119,12 +119,14 @@ impl App {
         let config = self.config.clone();
         self.spawn_loops(&shutdown);
 
-        // Handlers run on a runtime of their own: a job that hogs its threads cannot delay HTTP
-        // (actix's own threads), heartbeats, or the writes that record outcomes.
+        // Handlers run on a runtime of their own, at a lower priority: a job that hogs its
+        // threads cannot delay HTTP (actix's own threads), heartbeats, or the writes that record
+        // outcomes.
         let jobs_runtime = if config.runs_workers() {
             Some(
                 tokio::runtime::Builder::new_multi_thread()
                     .thread_name("onedyno-job")
+                    .on_thread_start(crate::worker::lower_job_thread_priority)
                     .enable_all()
                     .build()?,
             )

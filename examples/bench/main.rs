@@ -289,21 +289,44 @@ fn web_under_load(app: &App) {
     );
 }
 
-fn main() {
-    let mut jobs = 50_000;
-    let mut args = std::env::args().skip(1);
+/// The cases `--only` can pick; without it all run, in this order.
+const CASES: [&str; 4] = ["enqueue", "drain", "concurrent", "web"];
+
+/// `--jobs N` and `--only CASE`, or `None` for a usage error.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Option<(usize, Option<String>)> {
+    let (mut jobs, mut only) = (50_000, None);
     while let Some(arg) = args.next() {
-        match (
-            arg.as_str(),
-            args.next().and_then(|v| v.parse::<usize>().ok()),
-        ) {
-            ("--jobs", Some(n)) if n >= 1000 => jobs = n,
-            _ => {
-                eprintln!("usage: cargo run --release --example bench [-- --jobs N (>= 1000)]");
-                std::process::exit(2);
-            }
+        let value = args.next()?;
+        match arg.as_str() {
+            "--jobs" => jobs = value.parse::<usize>().ok().filter(|n| *n >= 1000)?,
+            "--only" if CASES.contains(&value.as_str()) => only = Some(value),
+            _ => return None,
         }
     }
+    Some((jobs, only))
+}
+
+/// The web's p99 alone: a web+worker process with 50 slots, idle and then busy.
+fn web_only(binary: &std::path::Path, redis: &Redis) {
+    redis.flush();
+    let app = App::start(
+        binary,
+        redis,
+        &[("WORKER_CONCURRENCY", "50"), ("DEMO_KINDS", "true")],
+    );
+    app.wait_healthy();
+    web_under_load(&app);
+}
+
+fn main() {
+    let Some((jobs, only)) = parse_args(std::env::args().skip(1)) else {
+        eprintln!(
+            "usage: cargo run --release --example bench [-- --jobs N (>= 1000)] [--only {}]",
+            CASES.join("|")
+        );
+        std::process::exit(2);
+    };
+    let runs = |case: &str| only.as_deref().is_none_or(|o| o == case);
     let binary = onedyno_binary();
     let redis = Arc::new(Redis::start());
     println!(
@@ -311,7 +334,16 @@ fn main() {
         binary.display(),
         redis.port
     );
-    enqueue_cases(&binary, &redis, jobs);
-    memory_and_drain(&binary, &redis, jobs);
-    concurrent_and_latency(&binary, &redis, jobs / 2);
+    if runs("enqueue") {
+        enqueue_cases(&binary, &redis, jobs);
+    }
+    if runs("drain") {
+        memory_and_drain(&binary, &redis, jobs);
+    }
+    if runs("concurrent") {
+        concurrent_and_latency(&binary, &redis, jobs / 2);
+    }
+    if only.as_deref() == Some("web") {
+        web_only(&binary, &redis);
+    }
 }

@@ -7,6 +7,7 @@
 
 mod backoff;
 mod heartbeat;
+mod priority;
 mod queue_policy;
 mod runner;
 mod running;
@@ -19,6 +20,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, Doubling};
+pub use priority::{JOB_THREAD_NICE, lower_job_thread_priority};
 pub use queue_policy::QueuePolicy;
 pub use running::{JobStop, RunningJobs, StopReason};
 
