@@ -56,6 +56,9 @@
 //! - `cancel`: `1` once the job is cancelled through the API. A running job keeps running until
 //!   its owner notices (pub/sub, or its next heartbeat); whatever outcome it then writes, the job
 //!   finishes as cancelled. Cleared by a retry.
+//! - `w`: `1` while the id of a job cancelled as it waited still stands in its queue list (a
+//!   fetch that passes the id deletes it). A retry then lets the job wait there again instead of
+//!   pushing its id a second time, so a job is never listed, counted or queued twice.
 //! - `checkpoint`: JSON a running job saved for its next attempt to resume from; `progress`:
 //!   JSON shown by `GET /jobs/{id}`; `result`: the handler's JSON result.
 //! - `err_seq` and `err:{n}`: each failed attempt writes one entry `{attempt, at, message}` to

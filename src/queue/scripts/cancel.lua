@@ -25,5 +25,7 @@ if status ~= 'queued' then
   redis.call('ZREM', KEYS[3], id)
 end
 redis.call('HSET', jk, 'cancel', '1')
+-- Marks the id left in the queue list, so a retry before a fetch passes it reuses it.
+if status == 'queued' then redis.call('HSET', jk, 'w', '1') end
 finish_cancelled(base, jk, id, now_ms(), keep)
 return {'ok', record(jk, id)}

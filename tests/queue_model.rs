@@ -1,0 +1,159 @@
+//! The queue as a state machine, tested against a model: random sequences of enqueues (delayed
+//! or not, with idempotency keys), fetches by three processes, acks, failures with and without
+//! retry, requeues, cancels, retries (one job, or every dead job), deletes, heartbeats, deaths
+//! and reaping, shutdowns and promotion run against a real `redis-server` through the public
+//! `Queue` API, and against the in-memory model of `queue_model/model.rs`. After every step both
+//! give the same answer and agree on every job's status, attempts, failures and lease, and the
+//! invariants hold: each job is listed in exactly one place, a lease is held by at most one
+//! handle, nothing accepted disappears (retention outlasts the test).
+//!
+//! `PROPTEST_CASES` sets the number of cases (default 96), `QUEUE_MODEL_STEPS` the most steps
+//! in one (default 30). A failure is shrunk to a short sequence and printed; such sequences
+//! are kept below as plain regression tests.
+
+mod support;
+
+#[path = "queue_model/case.rs"]
+mod case;
+#[path = "queue_model/checks.rs"]
+mod checks;
+#[path = "queue_model/model.rs"]
+mod model;
+#[path = "queue_model/ops.rs"]
+mod ops;
+#[path = "queue_model/outcome.rs"]
+mod outcome;
+#[path = "queue_model/system.rs"]
+mod system;
+
+use std::time::Instant;
+
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+use case::run_case;
+use ops::Op;
+use system::System;
+
+fn env_number(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn the_queue_agrees_with_its_model_over_random_operation_sequences() {
+    let cases = env_number("PROPTEST_CASES", 96);
+    let steps = env_number("QUEUE_MODEL_STEPS", 30) as usize;
+    let config = Config {
+        cases,
+        // Failures become regression tests below, not files next to the source.
+        failure_persistence: None,
+        max_shrink_time: 120_000,
+        ..Config::default()
+    };
+    // The runner wants a `Fn`; the cases run one after another.
+    let sys = std::cell::RefCell::new(System::start());
+    let began = Instant::now();
+    let result = TestRunner::new(config).run(&ops::ops(steps), |ops| {
+        run_case(&mut sys.borrow_mut(), &ops).map_err(TestCaseError::fail)
+    });
+    eprintln!(
+        "queue model: {cases} cases of up to {steps} steps in {:.1?}",
+        began.elapsed()
+    );
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(why, ops)) => panic!("{why}\nshrunk sequence: {ops:#?}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Runs one fixed sequence (a shrunk failure, kept).
+fn replay(ops: &[Op]) {
+    let mut sys = System::start();
+    if let Err(why) = run_case(&mut sys, ops) {
+        panic!("{why}");
+    }
+}
+
+/// Found by the model: a job cancelled while it waited and then retried had its id twice in
+/// its queue list (the old one stays until a fetch passes it, and the retry pushed another), so
+/// `GET /jobs?status=queued` listed it twice and the queue's depth counted it twice.
+#[test]
+fn a_job_cancelled_as_it_waits_then_retried_waits_in_its_queue_once() {
+    replay(&[
+        Op::Enqueue {
+            queue: 0,
+            delay_ms: None,
+            idem: None,
+            max_attempts: 1,
+        },
+        Op::Cancel { job: 0 },
+        Op::Retry { job: 0 },
+    ]);
+}
+
+/// The same job, cancelled and retried again after a fetch passed its old id: it is pushed anew.
+#[test]
+fn a_cancelled_job_whose_old_id_was_passed_is_queued_anew_on_retry() {
+    replay(&[
+        Op::Enqueue {
+            queue: 0,
+            delay_ms: None,
+            idem: None,
+            max_attempts: 1,
+        },
+        Op::Cancel { job: 0 },
+        Op::Fetch {
+            process: 0,
+            count: 1,
+        },
+        Op::Retry { job: 0 },
+        Op::Cancel { job: 0 },
+        Op::Retry { job: 0 },
+        Op::Fetch {
+            process: 2,
+            count: 2,
+        },
+        Op::Ack {
+            process: 2,
+            lease: 0,
+        },
+    ]);
+}
+
+#[test]
+fn a_reaped_process_writes_nothing_and_its_job_runs_again_elsewhere() {
+    replay(&[
+        Op::Enqueue {
+            queue: 0,
+            delay_ms: None,
+            idem: None,
+            max_attempts: 2,
+        },
+        Op::Fetch {
+            process: 0,
+            count: 1,
+        },
+        Op::Die { process: 0 },
+        Op::Reap,
+        Op::Fetch {
+            process: 1,
+            count: 1,
+        },
+        Op::Ack {
+            process: 0,
+            lease: 0,
+        },
+        Op::Fail {
+            process: 0,
+            lease: 0,
+            retry_ms: None,
+        },
+        Op::Ack {
+            process: 1,
+            lease: 0,
+        },
+    ]);
+}

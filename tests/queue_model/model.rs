@@ -1,0 +1,398 @@
+//! The queue's documented semantics (README, `src/queue/mod.rs`), in memory.
+//!
+//! Queue lists are kept literally, ids of jobs that stopped waiting included ("a cancelled
+//! job's id stays until a fetch skips it"): front = left, where new jobs are pushed; back =
+//! right, where workers take and an interrupted job goes back. The clock is Redis's: due times
+//! and times of death come from [`Facts`], and a promotion decides by the window of time the
+//! step took.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use onedyno::queue::{Deleted, FailOutcome, JobStatus, RequeueOutcome};
+
+use super::ops::{PROCESSES, QUEUES, queues_of};
+use super::outcome::{Facts, Outcome, process_name};
+
+/// A job as the model knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct MJob {
+    pub(crate) queue: usize,
+    pub(crate) max_attempts: u32,
+    pub(crate) status: JobStatus,
+    pub(crate) attempts: u32,
+    pub(crate) failures: u32,
+    /// Cancelled through the API (cleared by a retry).
+    pub(crate) cancel: bool,
+    /// The process and token holding it.
+    pub(crate) lease: Option<(usize, String)>,
+    /// Due time of a scheduled job or a retry.
+    pub(crate) due: i64,
+    /// Time of death of a dead job.
+    pub(crate) dead_at: i64,
+    /// Deleted through the API: gone for good.
+    pub(crate) deleted: bool,
+}
+
+/// The whole model.
+#[derive(Debug, Default)]
+pub(crate) struct Model {
+    pub(crate) jobs: BTreeMap<String, MJob>,
+    /// Ids in creation order (deleted ones too: steps may still name them).
+    pub(crate) order: Vec<String>,
+    pub(crate) lists: [VecDeque<String>; 2],
+    /// Each process's in-flight list, front = left (a fetch pushes left).
+    pub(crate) inflight: [VecDeque<String>; PROCESSES],
+    pub(crate) registered: [bool; PROCESSES],
+    /// The heartbeat key exists.
+    pub(crate) alive: [bool; PROCESSES],
+    /// Idempotency key -> (job id, request variant that created it).
+    pub(crate) idem: HashMap<u8, (String, bool)>,
+    /// The leases handed to each process, as the harness keeps them: `(id, token)`.
+    pub(crate) leases: [Vec<(String, String)>; PROCESSES],
+}
+
+impl Model {
+    /// The id a `job` choice names, if any job was made.
+    pub(crate) fn pick_job(&self, job: u8) -> Option<String> {
+        (!self.order.is_empty()).then(|| self.order[job as usize % self.order.len()].clone())
+    }
+
+    /// Takes the lease a `lease` choice names from process `p`'s handles.
+    pub(crate) fn take_lease(&mut self, p: usize, lease: u8) -> Option<(String, String)> {
+        let held = &mut self.leases[p];
+        (!held.is_empty()).then(|| held.remove(lease as usize % held.len()))
+    }
+
+    pub(crate) fn job(&mut self, id: &str) -> &mut MJob {
+        self.jobs.get_mut(id).expect("model job")
+    }
+
+    /// Whether `token` is still the lease of job `id`.
+    fn holds(&self, id: &str, token: &str) -> bool {
+        self.jobs
+            .get(id)
+            .is_some_and(|j| j.lease.as_ref().is_some_and(|(_, t)| t == token))
+    }
+
+    pub(crate) fn enqueue(
+        &mut self,
+        id: &str,
+        queue: usize,
+        scheduled: bool,
+        idem: Option<(u8, bool)>,
+        max_attempts: u32,
+        facts: &Facts,
+    ) -> Outcome {
+        if let Some((key, variant)) = idem {
+            if let Some((existing, first)) = self.idem.get(&key).cloned()
+                && !self.jobs[&existing].deleted
+            {
+                return if first == variant {
+                    Outcome::Existing(existing)
+                } else {
+                    Outcome::KeyReused
+                };
+            }
+            self.idem.insert(key, (id.to_string(), variant));
+        }
+        let status = if scheduled {
+            JobStatus::Scheduled
+        } else {
+            self.lists[queue].push_front(id.to_string());
+            JobStatus::Queued
+        };
+        let due = if scheduled { facts.run_at(id) } else { 0 };
+        self.jobs.insert(
+            id.to_string(),
+            MJob {
+                queue,
+                max_attempts,
+                status,
+                attempts: 0,
+                failures: 0,
+                cancel: false,
+                lease: None,
+                due,
+                dead_at: 0,
+                deleted: false,
+            },
+        );
+        self.order.push(id.to_string());
+        Outcome::Created {
+            id: id.to_string(),
+            status,
+        }
+    }
+
+    pub(crate) fn fetch(&mut self, p: usize, count: usize) -> Outcome {
+        if !self.alive[p] {
+            return Outcome::Unregistered;
+        }
+        let mut got = Vec::new();
+        while got.len() < count {
+            let taken = queues_of(p).iter().find_map(|name| {
+                let q = QUEUES.iter().position(|n| n == name).expect("queue");
+                self.lists[q].pop_back()
+            });
+            let Some(id) = taken else { break };
+            let job = self.job(&id);
+            if job.status != JobStatus::Queued {
+                continue;
+            }
+            job.attempts += 1;
+            let token = format!("{}:{}", process_name(p), job.attempts);
+            job.status = JobStatus::Running;
+            job.lease = Some((p, token.clone()));
+            self.inflight[p].push_front(id.clone());
+            got.push((id, token));
+        }
+        self.leases[p].extend(got.iter().cloned());
+        Outcome::Fetched(got)
+    }
+
+    /// Drops `id` from process `p`'s in-flight list (LREM 1: the leftmost).
+    fn leave_inflight(&mut self, p: usize, id: &str) {
+        if let Some(i) = self.inflight[p].iter().position(|x| x == id) {
+            self.inflight[p].remove(i);
+        }
+    }
+
+    /// The owner and status of a leased job that finishes (cancelled wins over `status`).
+    fn finish(&mut self, id: &str, status: JobStatus) {
+        let job = self.job(id);
+        job.status = if job.cancel {
+            JobStatus::Cancelled
+        } else {
+            status
+        };
+        job.lease = None;
+    }
+
+    pub(crate) fn ack(&mut self, p: usize, id: &str, token: &str) -> Outcome {
+        if !self.holds(id, token) {
+            return Outcome::Acked(false);
+        }
+        self.leave_inflight(p, id);
+        self.finish(id, JobStatus::Succeeded);
+        Outcome::Acked(true)
+    }
+
+    pub(crate) fn fail(
+        &mut self,
+        p: usize,
+        id: &str,
+        token: &str,
+        retry: bool,
+        facts: &Facts,
+    ) -> Outcome {
+        if !self.holds(id, token) {
+            return Outcome::Failed(FailOutcome::LeaseLost);
+        }
+        self.leave_inflight(p, id);
+        let job = self.job(id);
+        job.failures += 1;
+        job.lease = None;
+        let outcome = if job.cancel {
+            job.status = JobStatus::Cancelled;
+            FailOutcome::Cancelled
+        } else if !retry || job.failures >= job.max_attempts {
+            job.status = JobStatus::Dead;
+            job.dead_at = facts.finished_at(id);
+            FailOutcome::Dead
+        } else {
+            job.status = JobStatus::Retrying;
+            job.due = facts.run_at(id);
+            FailOutcome::Retrying
+        };
+        Outcome::Failed(outcome)
+    }
+
+    pub(crate) fn requeue(&mut self, p: usize, id: &str, token: &str) -> Outcome {
+        if !self.holds(id, token) {
+            return Outcome::Requeued(RequeueOutcome::LeaseLost);
+        }
+        self.leave_inflight(p, id);
+        if self.jobs[id].cancel {
+            self.finish(id, JobStatus::Cancelled);
+            return Outcome::Requeued(RequeueOutcome::Cancelled);
+        }
+        self.make_ready(id, true);
+        Outcome::Requeued(RequeueOutcome::Queued)
+    }
+
+    /// Queued again: at the back (taken next) when interrupted, else at the front.
+    fn make_ready(&mut self, id: &str, interrupted: bool) {
+        let job = self.job(id);
+        job.status = JobStatus::Queued;
+        job.lease = None;
+        let q = job.queue;
+        if interrupted {
+            self.lists[q].push_back(id.to_string());
+        } else {
+            self.lists[q].push_front(id.to_string());
+        }
+    }
+
+    /// Puts back what process `p` holds and deregisters it; returns how many were queued.
+    pub(crate) fn release(&mut self, p: usize) -> u64 {
+        let mut n = 0;
+        for id in std::mem::take(&mut self.inflight[p]) {
+            let job = self.job(&id);
+            if job.lease.as_ref().is_none_or(|(owner, _)| *owner != p) {
+                continue;
+            }
+            if job.cancel {
+                self.finish(&id, JobStatus::Cancelled);
+            } else {
+                self.make_ready(&id, true);
+                n += 1;
+            }
+        }
+        self.registered[p] = false;
+        self.alive[p] = false;
+        n
+    }
+
+    /// The reaper: every registered process whose heartbeat expired.
+    pub(crate) fn reap(&mut self) -> Outcome {
+        let mut out = Vec::new();
+        for p in 0..PROCESSES {
+            if self.registered[p] && !self.alive[p] {
+                out.push((process_name(p), self.release(p)));
+            }
+        }
+        Outcome::Released(out)
+    }
+
+    /// A heartbeat; `first` registers, otherwise it renews only a registered process.
+    pub(crate) fn beat(&mut self, p: usize, first: bool) -> Outcome {
+        if !first && !self.registered[p] {
+            return Outcome::Beat {
+                reaped: true,
+                cancelled: vec![],
+                held: vec![],
+            };
+        }
+        self.registered[p] = true;
+        self.alive[p] = true;
+        let mut cancelled = Vec::new();
+        let mut held = Vec::new();
+        for id in &self.inflight[p] {
+            let job = &self.jobs[id];
+            if job.cancel {
+                cancelled.push(id.clone());
+            }
+            if let Some((owner, token)) = &job.lease
+                && *owner == p
+            {
+                held.push((id.clone(), token.clone()));
+            }
+        }
+        Outcome::Beat {
+            reaped: false,
+            cancelled,
+            held,
+        }
+    }
+}
+
+/// The API's operations on one job, and promotion.
+impl Model {
+    pub(crate) fn cancel(&mut self, id: &str) -> Outcome {
+        let job = self.job(id);
+        if job.deleted {
+            return Outcome::Steered("missing", None);
+        }
+        let status = job.status;
+        match status {
+            JobStatus::Succeeded | JobStatus::Dead => Outcome::Steered("finished", Some(status)),
+            JobStatus::Cancelled => Outcome::Steered("ok", Some(status)),
+            _ => {
+                // A running job keeps its lease until its owner writes an outcome.
+                job.cancel = true;
+                job.status = JobStatus::Cancelled;
+                Outcome::Steered("ok", Some(JobStatus::Cancelled))
+            }
+        }
+    }
+
+    pub(crate) fn retry(&mut self, id: &str) -> Outcome {
+        let job = self.job(id);
+        if job.deleted {
+            return Outcome::Steered("missing", None);
+        }
+        let retryable = matches!(job.status, JobStatus::Dead | JobStatus::Cancelled);
+        if !retryable || job.lease.is_some() {
+            return Outcome::Steered("conflict", Some(job.status));
+        }
+        self.ready_again(id);
+        Outcome::Steered("ok", Some(JobStatus::Queued))
+    }
+
+    /// Queued again with a fresh failure budget. A job cancelled as it waited whose id still
+    /// stands in its queue list waits there again (a job is in its queue once).
+    fn ready_again(&mut self, id: &str) {
+        let job = self.job(id);
+        job.failures = 0;
+        job.cancel = false;
+        let q = job.queue;
+        if self.lists[q].iter().any(|x| x == id) {
+            self.job(id).status = JobStatus::Queued;
+            return;
+        }
+        self.make_ready(id, false);
+    }
+
+    /// Every dead job, oldest death first (ties by id, as a zset orders them).
+    pub(crate) fn retry_dead(&mut self) -> Outcome {
+        let mut dead: Vec<(i64, String)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.status == JobStatus::Dead && !j.deleted)
+            .map(|(id, j)| (j.dead_at, id.clone()))
+            .collect();
+        dead.sort();
+        for (_, id) in &dead {
+            self.ready_again(id);
+        }
+        Outcome::RetriedDead(dead.len() as u64, 0)
+    }
+
+    pub(crate) fn delete_dead(&mut self, id: &str) -> Outcome {
+        let job = self.job(id);
+        if job.deleted {
+            return Outcome::Deleted(Deleted::Missing);
+        }
+        if job.status != JobStatus::Dead {
+            return Outcome::Deleted(Deleted::NotDead(job.status));
+        }
+        job.deleted = true;
+        self.idem.retain(|_, (owner, _)| owner != id);
+        Outcome::Deleted(Deleted::Deleted)
+    }
+
+    /// Moves due scheduled jobs, then due retries, to their queues. A job due inside the
+    /// step's time window may have been due or not: the real system's choice is taken.
+    pub(crate) fn promote(&mut self, facts: &Facts, everything_due: bool) -> Outcome {
+        let mut moved = 0;
+        for status in [JobStatus::Scheduled, JobStatus::Retrying] {
+            let mut waiting: Vec<(i64, String)> = self
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.status == status && !j.deleted)
+                .map(|(id, j)| (j.due, id.clone()))
+                .collect();
+            waiting.sort();
+            for (due, id) in waiting {
+                let due_now = everything_due
+                    || due <= facts.before_ms
+                    || (due <= facts.after_ms && facts.status(&id) == Some(JobStatus::Queued));
+                if due_now {
+                    self.make_ready(&id, false);
+                    moved += 1;
+                }
+            }
+        }
+        Outcome::Promoted(moved)
+    }
+}
