@@ -4,7 +4,7 @@
 use super::checks::verify;
 use super::model::Model;
 use super::ops::{Op, PROCESSES};
-use super::outcome::Outcome;
+use super::outcome::{Outcome, label};
 use super::system::System;
 
 /// Runs `ops` on a fresh Redis (processes registered first); the error names the step.
@@ -31,6 +31,7 @@ fn step(sys: &mut System, model: &mut Model, i: usize, op: &Op) -> Result<(), St
     if real != expected {
         return Err(format!("real answered {real:?}, model {expected:?}"));
     }
+    *sys.tally.entry(label(&real)).or_default() += 1;
     verify(sys, model, &facts.records)
 }
 
@@ -61,10 +62,8 @@ fn run_real(
             sys.fetch(process, count),
             Box::new(move |m: &mut Model, _: &_| m.fetch(process, count)),
         ),
-        Op::Ack { process, lease }
-        | Op::Requeue { process, lease }
-        | Op::Fail { process, lease, .. } => {
-            return lease_write(sys, model, op, process, lease);
+        Op::Ack { lease } | Op::Requeue { lease } | Op::Fail { lease, .. } => {
+            return lease_write(sys, model, op, lease);
         }
         Op::Cancel { job } | Op::Retry { job } | Op::DeleteDead { job } => {
             let Some(id) = model.pick_job(job) else {
@@ -104,18 +103,15 @@ fn run_real(
     }))
 }
 
-/// Ack, fail or requeue with one of the process's lease handles (possibly a stale one).
+/// Ack, fail or requeue with one of the processes' lease handles (possibly a stale one), by
+/// the process that holds it.
 fn lease_write(
     sys: &mut System,
     model: &mut Model,
     op: &Op,
-    process: usize,
     lease: u8,
 ) -> Result<Option<(Outcome, Apply)>, String> {
-    let (real, mirror) = match (
-        sys.take_lease(process, lease),
-        model.take_lease(process, lease),
-    ) {
+    let ((process, real), mirror) = match (sys.take_lease(lease), model.take_lease(lease)) {
         (None, None) => return Ok(None),
         (Some(real), Some(mirror)) => (real, mirror),
         (real, mirror) => {
@@ -124,9 +120,10 @@ fn lease_write(
             ));
         }
     };
-    if (real.job().id.as_str(), real.token()) != (mirror.0.as_str(), mirror.1.as_str()) {
+    let (held_by, mirror) = mirror;
+    if (process, real.job().id.as_str(), real.token()) != (held_by, &mirror.0, &mirror.1) {
         return Err(format!(
-            "lease handles differ: real {real:?}, model {mirror:?}"
+            "lease handles differ: real p{process} {real:?}, model p{held_by} {mirror:?}"
         ));
     }
     let (id, token) = mirror;

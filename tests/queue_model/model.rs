@@ -57,10 +57,11 @@ impl Model {
         (!self.order.is_empty()).then(|| self.order[job as usize % self.order.len()].clone())
     }
 
-    /// Takes the lease a `lease` choice names from process `p`'s handles.
-    pub(crate) fn take_lease(&mut self, p: usize, lease: u8) -> Option<(String, String)> {
-        let held = &mut self.leases[p];
-        (!held.is_empty()).then(|| held.remove(lease as usize % held.len()))
+    /// Takes the lease handle a `lease` choice names, of all the processes' handles in order,
+    /// with the process that holds it.
+    pub(crate) fn take_lease(&mut self, lease: u8) -> Option<(usize, (String, String))> {
+        let (p, i) = pick_handle(self.leases.iter().map(Vec::len), lease)?;
+        Some((p, self.leases[p].remove(i)))
     }
 
     pub(crate) fn job(&mut self, id: &str) -> &mut MJob {
@@ -395,4 +396,22 @@ impl Model {
         }
         Outcome::Promoted(moved)
     }
+}
+
+/// Which process and which of its handles a `lease` choice names, given how many handles each
+/// process has.
+pub(crate) fn pick_handle(
+    counts: impl Iterator<Item = usize>,
+    lease: u8,
+) -> Option<(usize, usize)> {
+    let counts: Vec<usize> = counts.collect();
+    let total: usize = counts.iter().sum();
+    let mut i = (total > 0).then(|| lease as usize % total)?;
+    for (p, n) in counts.into_iter().enumerate() {
+        if i < n {
+            return Some((p, i));
+        }
+        i -= n;
+    }
+    None
 }

@@ -33,16 +33,13 @@ pub(crate) enum Op {
     },
     /// Leases up to `count` jobs to a process.
     Fetch { process: usize, count: usize },
-    /// Acks one of the leases a process was given (stale or not).
-    Ack { process: usize, lease: u8 },
+    /// Acks one of the leases the processes were given (stale or not), by the process that
+    /// was given it.
+    Ack { lease: u8 },
     /// Fails one: retry after `retry_ms`, or never.
-    Fail {
-        process: usize,
-        lease: u8,
-        retry_ms: Option<u64>,
-    },
+    Fail { lease: u8, retry_ms: Option<u64> },
     /// Gives one back without a failure.
-    Requeue { process: usize, lease: u8 },
+    Requeue { lease: u8 },
     /// Cancels a job through the API.
     Cancel { job: u8 },
     /// Retries one dead or cancelled job through the API.
@@ -88,35 +85,27 @@ fn enqueue() -> impl Strategy<Value = Op> {
 
 fn worker_write() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (process(), any::<u8>()).prop_map(|(process, lease)| Op::Ack { process, lease }),
-        (
-            process(),
-            any::<u8>(),
-            prop::option::weighted(0.7, 0..30u64)
-        )
-            .prop_map(|(process, lease, retry_ms)| Op::Fail {
-                process,
-                lease,
-                retry_ms
-            }),
-        (process(), any::<u8>()).prop_map(|(process, lease)| Op::Requeue { process, lease }),
+        any::<u8>().prop_map(|lease| Op::Ack { lease }),
+        (any::<u8>(), prop::option::weighted(0.7, 0..30u64))
+            .prop_map(|(lease, retry_ms)| Op::Fail { lease, retry_ms }),
+        any::<u8>().prop_map(|lease| Op::Requeue { lease }),
     ]
 }
 
 fn lifecycle() -> impl Strategy<Value = Op> {
     prop_oneof![
-        process().prop_map(|process| Op::Register { process }),
-        process().prop_map(|process| Op::Beat { process }),
-        process().prop_map(|process| Op::Die { process }),
-        Just(Op::Reap),
-        process().prop_map(|process| Op::Shutdown { process }),
+        2 => process().prop_map(|process| Op::Register { process }),
+        1 => process().prop_map(|process| Op::Beat { process }),
+        2 => process().prop_map(|process| Op::Die { process }),
+        2 => Just(Op::Reap),
+        1 => process().prop_map(|process| Op::Shutdown { process }),
     ]
 }
 
 fn api() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => any::<u8>().prop_map(|job| Op::Cancel { job }),
-        3 => any::<u8>().prop_map(|job| Op::Retry { job }),
+        2 => any::<u8>().prop_map(|job| Op::Cancel { job }),
+        2 => any::<u8>().prop_map(|job| Op::Retry { job }),
         1 => Just(Op::RetryDead),
         1 => any::<u8>().prop_map(|job| Op::DeleteDead { job }),
     ]
@@ -125,9 +114,9 @@ fn api() -> impl Strategy<Value = Op> {
 /// One step, weighted so that jobs are made, run and finished in most cases.
 pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        5 => enqueue(),
+        4 => enqueue(),
         5 => (process(), 1..3usize).prop_map(|(process, count)| Op::Fetch { process, count }),
-        6 => worker_write(),
+        7 => worker_write(),
         3 => api(),
         3 => lifecycle(),
         1 => Just(Op::Promote),

@@ -79,3 +79,23 @@ impl Facts {
 pub(crate) fn process_name(p: usize) -> String {
     format!("p{p}")
 }
+
+/// A short name for what a step did, to count how often each kind of step did something.
+pub(crate) fn label(out: &Outcome) -> String {
+    match out {
+        Outcome::Created { status, .. } => format!("created {status}"),
+        Outcome::Fetched(jobs) if jobs.is_empty() => "fetched none".to_string(),
+        Outcome::Fetched(_) => "fetched jobs".to_string(),
+        Outcome::Released(by) if by.iter().any(|(_, n)| *n > 0) => "released jobs".to_string(),
+        Outcome::Released(_) => "released none".to_string(),
+        Outcome::Beat { reaped: true, .. } => "beat: was reaped".to_string(),
+        Outcome::Beat { cancelled, .. } if !cancelled.is_empty() => "beat: told of a cancel".into(),
+        Outcome::Beat { .. } => "beat".to_string(),
+        Outcome::Promoted(0) => "promoted none".to_string(),
+        Outcome::Promoted(_) => "promoted jobs".to_string(),
+        Outcome::RetriedDead(0, _) => "retried no dead".to_string(),
+        Outcome::RetriedDead(..) => "retried dead".to_string(),
+        Outcome::Existing(_) => "existing".to_string(),
+        other => format!("{other:?}"),
+    }
+}

@@ -11,6 +11,7 @@ use onedyno::queue::{
 };
 use serde_json::json;
 
+use super::model::pick_handle;
 use super::ops::{PROCESSES, QUEUES, queues_of};
 use super::outcome::{Facts, Outcome, process_name};
 use crate::support::Redis;
@@ -28,6 +29,8 @@ pub(crate) struct System {
     pub(crate) queue: Queue,
     /// The lease handles each process was given and has not used yet (stale ones too).
     pub(crate) leases: [Vec<Lease>; PROCESSES],
+    /// How many steps of each kind ([`label`](super::outcome::label)) agreed with the model.
+    pub(crate) tally: std::collections::BTreeMap<String, u64>,
 }
 
 impl System {
@@ -60,6 +63,7 @@ impl System {
             clock,
             queue,
             leases: Default::default(),
+            tally: Default::default(),
         }
     }
 
@@ -141,10 +145,10 @@ impl System {
         Outcome::Fetched(pairs)
     }
 
-    /// Takes the lease handle a `lease` choice names from process `p`.
-    pub(crate) fn take_lease(&mut self, p: usize, lease: u8) -> Option<Lease> {
-        let held = &mut self.leases[p];
-        (!held.is_empty()).then(|| held.remove(lease as usize % held.len()))
+    /// Takes the lease handle a `lease` choice names (see [`pick_handle`]).
+    pub(crate) fn take_lease(&mut self, lease: u8) -> Option<(usize, Lease)> {
+        let (p, i) = pick_handle(self.leases.iter().map(Vec::len), lease)?;
+        Some((p, self.leases[p].remove(i)))
     }
 
     pub(crate) fn ack(&self, lease: &Lease) -> Outcome {
