@@ -23,6 +23,8 @@ mod model;
 mod ops;
 #[path = "queue_model/outcome.rs"]
 mod outcome;
+#[path = "queue_model/retention.rs"]
+mod retention;
 #[path = "queue_model/system.rs"]
 mod system;
 
@@ -32,6 +34,7 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use case::run_case;
 use ops::Op;
+use retention::Keep;
 use system::System;
 
 fn env_number(name: &str, default: u32) -> u32 {
@@ -41,9 +44,9 @@ fn env_number(name: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-#[test]
-fn the_queue_agrees_with_its_model_over_random_operation_sequences() {
-    let cases = env_number("PROPTEST_CASES", 128);
+/// Runs `PROPTEST_CASES` cases (or `default_cases`) against a queue keeping at most `keep`.
+fn agrees_with_model(keep: Keep, default_cases: u32) {
+    let cases = env_number("PROPTEST_CASES", default_cases);
     let steps = env_number("QUEUE_MODEL_STEPS", 40) as usize;
     let config = Config {
         cases,
@@ -53,13 +56,13 @@ fn the_queue_agrees_with_its_model_over_random_operation_sequences() {
         ..Config::default()
     };
     // The runner wants a `Fn`; the cases run one after another.
-    let sys = std::cell::RefCell::new(System::start());
+    let sys = std::cell::RefCell::new(System::start(keep));
     let began = Instant::now();
     let result = TestRunner::new(config).run(&ops::ops(steps), |ops| {
         run_case(&mut sys.borrow_mut(), &ops).map_err(TestCaseError::fail)
     });
     eprintln!(
-        "queue model: {cases} cases of up to {steps} steps in {:.1?}",
+        "queue model ({keep:?}): {cases} cases of up to {steps} steps in {:.1?}",
         began.elapsed()
     );
     match result {
@@ -69,9 +72,24 @@ fn the_queue_agrees_with_its_model_over_random_operation_sequences() {
     }
 }
 
+#[test]
+fn the_queue_agrees_with_its_model_over_random_operation_sequences() {
+    agrees_with_model(Keep::default(), 128);
+}
+
+/// Retention bounds low enough that cases push finished and dead jobs out.
+#[test]
+fn the_queue_agrees_with_its_model_when_retention_deletes_jobs() {
+    let keep = Keep {
+        finished: 3,
+        dead: 2,
+    };
+    agrees_with_model(keep, 64);
+}
+
 /// Runs one fixed sequence (a shrunk failure, kept).
 fn replay(ops: &[Op]) {
-    let mut sys = System::start();
+    let mut sys = System::start(Keep::default());
     if let Err(why) = run_case(&mut sys, ops) {
         panic!("{why}");
     }

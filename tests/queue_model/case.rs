@@ -10,7 +10,10 @@ use super::system::System;
 /// Runs `ops` on a fresh Redis (processes registered first); the error names the step.
 pub(crate) fn run_case(sys: &mut System, ops: &[Op]) -> Result<(), String> {
     sys.reset();
-    let mut model = Model::default();
+    let mut model = Model {
+        keep: sys.keep,
+        ..Model::default()
+    };
     let setup = (0..PROCESSES).map(|process| Op::Register { process });
     for (i, op) in setup.chain(ops.iter().cloned()).enumerate() {
         step(sys, &mut model, i, &op).map_err(|e| format!("step {i} ({op:?}): {e}"))?;

@@ -12,6 +12,7 @@ use onedyno::queue::{Deleted, FailOutcome, JobStatus, RequeueOutcome};
 
 use super::ops::{PROCESSES, QUEUES, queues_of};
 use super::outcome::{Facts, Outcome, process_name};
+use super::retention::Keep;
 
 /// A job as the model knows it.
 #[derive(Debug, Clone)]
@@ -49,6 +50,10 @@ pub(crate) struct Model {
     pub(crate) idem: HashMap<u8, (String, bool)>,
     /// The leases handed to each process, as the harness keeps them: `(id, token)`.
     pub(crate) leases: [Vec<(String, String)>; PROCESSES],
+    /// Succeeded and cancelled ids, newest first.
+    pub(crate) finished: VecDeque<String>,
+    /// The retention's count bounds.
+    pub(crate) keep: Keep,
 }
 
 impl Model {
@@ -158,7 +163,7 @@ impl Model {
         }
     }
 
-    /// The owner and status of a leased job that finishes (cancelled wins over `status`).
+    /// A leased job that succeeds or is cancelled (cancelled wins over `status`).
     fn finish(&mut self, id: &str, status: JobStatus) {
         let job = self.job(id);
         job.status = if job.cancel {
@@ -167,6 +172,7 @@ impl Model {
             status
         };
         job.lease = None;
+        self.index_finished(id);
     }
 
     pub(crate) fn ack(&mut self, p: usize, id: &str, token: &str) -> Outcome {
@@ -205,6 +211,11 @@ impl Model {
             job.due = facts.run_at(id);
             FailOutcome::Retrying
         };
+        match outcome {
+            FailOutcome::Cancelled => self.index_finished(id),
+            FailOutcome::Dead => self.trim_dead(),
+            _ => {}
+        }
         Outcome::Failed(outcome)
     }
 
@@ -309,9 +320,12 @@ impl Model {
             JobStatus::Succeeded | JobStatus::Dead => Outcome::Steered("finished", Some(status)),
             JobStatus::Cancelled => Outcome::Steered("ok", Some(status)),
             _ => {
-                // A running job keeps its lease until its owner writes an outcome.
+                // A running job keeps its lease, and is finished when its owner writes.
                 job.cancel = true;
                 job.status = JobStatus::Cancelled;
+                if status != JobStatus::Running {
+                    self.index_finished(id);
+                }
                 Outcome::Steered("ok", Some(JobStatus::Cancelled))
             }
         }
@@ -333,6 +347,7 @@ impl Model {
     /// Queued again with a fresh failure budget. A job cancelled as it waited whose id still
     /// stands in its queue list waits there again (a job is in its queue once).
     fn ready_again(&mut self, id: &str) {
+        self.leave_finished(id);
         let job = self.job(id);
         job.failures = 0;
         job.cancel = false;

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::model::pick_handle;
 use super::ops::{PROCESSES, QUEUES, queues_of};
 use super::outcome::{Facts, Outcome, process_name};
+use super::retention::Keep;
 use crate::support::Redis;
 
 /// A heartbeat that outlives any case.
@@ -31,11 +32,14 @@ pub(crate) struct System {
     pub(crate) leases: [Vec<Lease>; PROCESSES],
     /// How many steps of each kind ([`label`](super::outcome::label)) agreed with the model.
     pub(crate) tally: std::collections::BTreeMap<String, u64>,
+    /// The retention's count bounds.
+    pub(crate) keep: Keep,
 }
 
 impl System {
-    /// A fresh `redis-server` and a connected queue whose retention outlasts every case.
-    pub(crate) fn start() -> System {
+    /// A fresh `redis-server` and a connected queue that keeps at most `keep` finished and dead
+    /// jobs (its age bounds outlast every case).
+    pub(crate) fn start(keep: Keep) -> System {
         let redis = Redis::start();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -45,9 +49,9 @@ impl System {
         let handle = RedisHandle::open(&redis.url()).expect("redis url");
         let retention = Retention {
             job: Duration::from_secs(3600),
-            job_max: 10_000,
+            job_max: keep.finished as u64,
             dead: Duration::from_secs(3600),
-            dead_max: 10_000,
+            dead_max: keep.dead as u64,
         };
         let queue = Queue::new(handle.clone(), "onedyno", retention);
         runtime.block_on(async {
@@ -64,6 +68,7 @@ impl System {
             queue,
             leases: Default::default(),
             tally: Default::default(),
+            keep,
         }
     }
 
