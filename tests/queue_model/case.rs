@@ -65,7 +65,7 @@ fn run_real(
             sys.fetch(process, count),
             Box::new(move |m: &mut Model, _: &_| m.fetch(process, count)),
         ),
-        Op::Ack { lease } | Op::Requeue { lease } | Op::Fail { lease, .. } => {
+        Op::Ack { lease } | Op::Requeue { lease } | Op::Save { lease } | Op::Fail { lease, .. } => {
             return lease_write(sys, model, op, lease);
         }
         Op::Cancel { job } | Op::Retry { job } | Op::DeleteDead { job } => {
@@ -140,6 +140,10 @@ fn lease_write(
             Box::new(move |m: &mut Model, f: &_| {
                 m.fail(process, &id, &token, retry_ms.is_some(), f)
             }),
+        ),
+        Op::Save { .. } => (
+            sys.save(process, real),
+            Box::new(move |m: &mut Model, _: &_| m.save(process, &id, &token)),
         ),
         _ => (
             sys.requeue(&real),

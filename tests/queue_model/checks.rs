@@ -40,6 +40,7 @@ fn same_job(id: &str, job: &MJob, real: Option<&JobRecord>) -> Result<(), String
         real.max_attempts,
         real.queue.as_str(),
         real.lease.as_deref(),
+        real.progress.is_some(),
     );
     let expected = (
         job.status,
@@ -48,10 +49,11 @@ fn same_job(id: &str, job: &MJob, real: Option<&JobRecord>) -> Result<(), String
         job.max_attempts,
         QUEUES[job.queue],
         job.lease.as_ref().map(|(_, t)| t.as_str()),
+        job.progress,
     );
     if seen != expected {
         return Err(format!(
-            "job {id}: real (status, attempts, failures, max, queue, lease) = {seen:?}, \
+            "job {id}: real (status, attempts, failures, max, queue, lease, progress) = {seen:?}, \
              model = {expected:?}"
         ));
     }

@@ -30,8 +30,10 @@ pub(crate) struct MJob {
     pub(crate) due: i64,
     /// Time of death of a dead job.
     pub(crate) dead_at: i64,
-    /// Deleted through the API: gone for good.
+    /// Deleted through the API, or pushed out by retention: gone for good.
     pub(crate) deleted: bool,
+    /// Progress was saved once (it stays, whatever follows).
+    pub(crate) progress: bool,
 }
 
 /// The whole model.
@@ -121,6 +123,7 @@ impl Model {
                 due,
                 dead_at: 0,
                 deleted: false,
+                progress: false,
             },
         );
         self.order.push(id.to_string());
@@ -173,6 +176,16 @@ impl Model {
         };
         job.lease = None;
         self.index_finished(id);
+    }
+
+    /// Saves progress if `token` still holds the job; the handle goes back to process `p`.
+    pub(crate) fn save(&mut self, p: usize, id: &str, token: &str) -> Outcome {
+        self.leases[p].push((id.to_string(), token.to_string()));
+        let saved = self.holds(id, token);
+        if saved {
+            self.job(id).progress = true;
+        }
+        Outcome::Saved(saved)
     }
 
     pub(crate) fn ack(&mut self, p: usize, id: &str, token: &str) -> Outcome {

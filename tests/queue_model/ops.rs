@@ -40,6 +40,8 @@ pub(crate) enum Op {
     Fail { lease: u8, retry_ms: Option<u64> },
     /// Gives one back without a failure.
     Requeue { lease: u8 },
+    /// Saves progress under one (the handle is kept).
+    Save { lease: u8 },
     /// Cancels a job through the API.
     Cancel { job: u8 },
     /// Retries one dead or cancelled job through the API.
@@ -89,6 +91,7 @@ fn worker_write() -> impl Strategy<Value = Op> {
         (any::<u8>(), prop::option::weighted(0.7, 0..30u64))
             .prop_map(|(lease, retry_ms)| Op::Fail { lease, retry_ms }),
         any::<u8>().prop_map(|lease| Op::Requeue { lease }),
+        any::<u8>().prop_map(|lease| Op::Save { lease }),
     ]
 }
 

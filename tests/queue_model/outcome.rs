@@ -20,6 +20,8 @@ pub(crate) enum Outcome {
     Fetched(Vec<(String, String)>),
     /// An ack: whether it was written.
     Acked(bool),
+    /// A save of progress: whether it was written.
+    Saved(bool),
     /// A failure's outcome.
     Failed(FailOutcome),
     /// A requeue's outcome.

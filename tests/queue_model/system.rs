@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use onedyno::queue::{
     Cancelled, Enqueued, Fetched, JobRecord, JobStatus, JobSummary, Lease, ListCursor, ListRequest,
-    NewJob, NextAttempt, Queue, RedisHandle, Registration, Retention, Retried, RunAt,
+    NewJob, NextAttempt, Queue, RedisHandle, Registration, Retention, Retried, RunAt, StateField,
 };
 use serde_json::json;
 
@@ -154,6 +154,13 @@ impl System {
     pub(crate) fn take_lease(&mut self, lease: u8) -> Option<(usize, Lease)> {
         let (p, i) = pick_handle(self.leases.iter().map(Vec::len), lease)?;
         Some((p, self.leases[p].remove(i)))
+    }
+
+    /// Saves progress under `lease`, and gives the handle back to process `p` (last).
+    pub(crate) fn save(&mut self, p: usize, lease: Lease) -> Outcome {
+        let saved = self.block(lease.save(StateField::Progress, r#"{"done":1}"#));
+        self.leases[p].push(lease);
+        Outcome::Saved(saved.expect("save"))
     }
 
     pub(crate) fn ack(&self, lease: &Lease) -> Outcome {
