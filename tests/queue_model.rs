@@ -13,6 +13,8 @@
 
 mod support;
 
+#[path = "queue_model/bulk.rs"]
+mod bulk;
 #[path = "queue_model/case.rs"]
 mod case;
 #[path = "queue_model/checks.rs"]

@@ -3,7 +3,7 @@
 
 use super::checks::verify;
 use super::model::Model;
-use super::ops::{Op, PROCESSES};
+use super::ops::{BULK_MAX, Op, PROCESSES};
 use super::outcome::{Outcome, label};
 use super::system::System;
 
@@ -28,6 +28,7 @@ fn step(sys: &mut System, model: &mut Model, i: usize, op: &Op) -> Result<(), St
         return Ok(());
     };
     let mut ids = model.order.clone();
+    ids.extend(batch_ids(&new_id));
     ids.push(new_id);
     let facts = sys.facts(&ids, before);
     let expected = apply(model, &facts);
@@ -36,6 +37,11 @@ fn step(sys: &mut System, model: &mut Model, i: usize, op: &Op) -> Result<(), St
     }
     *sys.tally.entry(label(&real)).or_default() += 1;
     verify(sys, model, &facts.records)
+}
+
+/// The ids a batch of step `step_id` may use.
+fn batch_ids(step_id: &str) -> Vec<String> {
+    (0..BULK_MAX).map(|k| format!("{step_id}.{k}")).collect()
 }
 
 /// What the model does for a step, once the real answer and clock are known.
@@ -61,6 +67,13 @@ fn run_real(
                 m.enqueue(&id, queue, delay_ms.is_some(), idem, max_attempts, f)
             }),
         ),
+        Op::EnqueueBulk { ref jobs } => {
+            let (ids, jobs) = (batch_ids(&id)[..jobs.len()].to_vec(), jobs.clone());
+            (
+                sys.enqueue_bulk(&ids, &jobs),
+                Box::new(move |m: &mut Model, f: &_| m.enqueue_bulk(&ids, &jobs, f)),
+            )
+        }
         Op::Fetch { process, count } => (
             sys.fetch(process, count),
             Box::new(move |m: &mut Model, _: &_| m.fetch(process, count)),

@@ -7,6 +7,8 @@ use proptest::prelude::*;
 
 /// Worker processes in a case.
 pub(crate) const PROCESSES: usize = 3;
+/// The most jobs in one batch.
+pub(crate) const BULK_MAX: usize = 4;
 /// Queue names, in the order `GET /jobs?status=queued` walks them.
 pub(crate) const QUEUES: [&str; 2] = ["q0", "q1"];
 
@@ -31,6 +33,8 @@ pub(crate) enum Op {
         idem: Option<(u8, bool)>,
         max_attempts: u32,
     },
+    /// Stores a batch in one call (`POST /jobs` with an array): all or nothing.
+    EnqueueBulk { jobs: Vec<NewSpec> },
     /// Leases up to `count` jobs to a process.
     Fetch { process: usize, count: usize },
     /// Acks one of the leases the processes were given (stale or not), by the process that
@@ -66,23 +70,44 @@ pub(crate) enum Op {
     WaitDue,
 }
 
+/// One job of a batch, drawn as a single enqueue's fields are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewSpec {
+    pub(crate) queue: usize,
+    pub(crate) delay_ms: Option<u64>,
+    pub(crate) idem: Option<(u8, bool)>,
+    pub(crate) max_attempts: u32,
+}
+
 fn process() -> impl Strategy<Value = usize> {
     0..PROCESSES
 }
 
-fn enqueue() -> impl Strategy<Value = Op> {
+fn new_spec() -> impl Strategy<Value = NewSpec> {
     (
         0..QUEUES.len(),
         prop::option::weighted(0.3, 1..50u64),
         prop::option::weighted(0.3, (0..3u8, any::<bool>())),
         1..4u32,
     )
-        .prop_map(|(queue, delay_ms, idem, max_attempts)| Op::Enqueue {
+        .prop_map(|(queue, delay_ms, idem, max_attempts)| NewSpec {
             queue,
             delay_ms,
             idem,
             max_attempts,
         })
+}
+
+fn enqueue() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => new_spec().prop_map(|s| Op::Enqueue {
+            queue: s.queue,
+            delay_ms: s.delay_ms,
+            idem: s.idem,
+            max_attempts: s.max_attempts,
+        }),
+        1 => prop::collection::vec(new_spec(), 1..=BULK_MAX).prop_map(|jobs| Op::EnqueueBulk { jobs }),
+    ]
 }
 
 fn worker_write() -> impl Strategy<Value = Op> {
@@ -117,7 +142,7 @@ fn api() -> impl Strategy<Value = Op> {
 /// One step, weighted so that jobs are made, run and finished in most cases.
 pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => enqueue(),
+        5 => enqueue(),
         5 => (process(), 1..3usize).prop_map(|(process, count)| Op::Fetch { process, count }),
         7 => worker_write(),
         3 => api(),

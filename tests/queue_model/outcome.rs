@@ -14,6 +14,10 @@ pub(crate) enum Outcome {
     Existing(String),
     /// The idempotency key was used with another request.
     KeyReused,
+    /// A batch stored: `(created, id, status)` per job, in order.
+    Bulk(Vec<(bool, String, JobStatus)>),
+    /// A batch refused (nothing stored): this job's key was used with another request.
+    BulkKeyReused(usize),
     /// A fetch by a process without a live heartbeat.
     Unregistered,
     /// The `(id, lease)` pairs fetched, in order.
@@ -98,6 +102,9 @@ pub(crate) fn label(out: &Outcome) -> String {
         Outcome::RetriedDead(0, _) => "retried no dead".to_string(),
         Outcome::RetriedDead(..) => "retried dead".to_string(),
         Outcome::Existing(_) => "existing".to_string(),
+        Outcome::Bulk(items) if items.iter().all(|i| i.0) => "batch created".to_string(),
+        Outcome::Bulk(_) => "batch with existing".to_string(),
+        Outcome::BulkKeyReused(_) => "batch key reused".to_string(),
         other => format!("{other:?}"),
     }
 }

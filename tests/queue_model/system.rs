@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use onedyno::queue::{
-    Cancelled, Enqueued, Fetched, JobRecord, JobStatus, JobSummary, Lease, ListCursor, ListRequest,
-    NewJob, NextAttempt, Queue, RedisHandle, Registration, Retention, Retried, RunAt, StateField,
+    BulkEnqueued, Cancelled, Enqueued, Fetched, JobRecord, JobStatus, JobSummary, Lease,
+    ListCursor, ListRequest, NewJob, NextAttempt, Queue, RedisHandle, Registration, Retention,
+    Retried, RunAt, StateField,
 };
 use serde_json::json;
 
 use super::model::pick_handle;
-use super::ops::{PROCESSES, QUEUES, queues_of};
+use super::ops::{NewSpec, PROCESSES, QUEUES, queues_of};
 use super::outcome::{Facts, Outcome, process_name};
 use super::retention::Keep;
 use crate::support::Redis;
@@ -116,16 +117,7 @@ impl System {
         idem: Option<(u8, bool)>,
         max_attempts: u32,
     ) -> Outcome {
-        let job = NewJob {
-            id: id.to_string(),
-            kind: "noop".to_string(),
-            queue: QUEUES[queue].to_string(),
-            args: json!({}),
-            max_attempts,
-            timeout: None,
-            when: delay_ms.map_or(RunAt::Now, |ms| RunAt::After(Duration::from_millis(ms))),
-            idempotency: idem.map(|(key, variant)| (format!("key-{key}"), format!("{variant}"))),
-        };
+        let job = new_job(id, queue, delay_ms, idem, max_attempts);
         match self.block(self.queue.enqueue(job)).expect("enqueue") {
             Enqueued::Created(job) => Outcome::Created {
                 id: job.id,
@@ -133,6 +125,27 @@ impl System {
             },
             Enqueued::Existing(job) => Outcome::Existing(job.id),
             Enqueued::KeyReused => Outcome::KeyReused,
+        }
+    }
+
+    /// Stores a batch (`ids[i]` for `jobs[i]`).
+    pub(crate) fn enqueue_bulk(&self, ids: &[String], jobs: &[NewSpec]) -> Outcome {
+        let batch = ids
+            .iter()
+            .zip(jobs)
+            .map(|(id, job)| new_job(id, job.queue, job.delay_ms, job.idem, job.max_attempts))
+            .collect();
+        match self
+            .block(self.queue.enqueue_many(batch))
+            .expect("enqueue_many")
+        {
+            BulkEnqueued::Stored(items) => Outcome::Bulk(
+                items
+                    .into_iter()
+                    .map(|i| (i.created, i.id, i.status))
+                    .collect(),
+            ),
+            BulkEnqueued::KeyReused(i) => Outcome::BulkKeyReused(i),
         }
     }
 
@@ -301,5 +314,25 @@ impl System {
             ("dead", stats.dead),
             ("processes", stats.processes),
         ])
+    }
+}
+
+/// A `noop` job as the API would store it; the fingerprint stands for the request variant.
+fn new_job(
+    id: &str,
+    queue: usize,
+    delay_ms: Option<u64>,
+    idem: Option<(u8, bool)>,
+    max_attempts: u32,
+) -> NewJob {
+    NewJob {
+        id: id.to_string(),
+        kind: "noop".to_string(),
+        queue: QUEUES[queue].to_string(),
+        args: json!({}),
+        max_attempts,
+        timeout: None,
+        when: delay_ms.map_or(RunAt::Now, |ms| RunAt::After(Duration::from_millis(ms))),
+        idempotency: idem.map(|(key, variant)| (format!("key-{key}"), format!("{variant}"))),
     }
 }
