@@ -140,8 +140,30 @@ fn a_cancelled_job_whose_old_id_was_passed_is_queued_anew_on_retry() {
     ]);
 }
 
+/// Found by the model: a running job cancelled through the API showed as `cancelled` in
+/// `GET /jobs/{id}` but in no list (no longer `running`, not yet in the cancelled index) until
+/// its owner wrote the outcome: for a dead owner, until the reaper came.
 #[test]
+fn a_running_job_is_listed_as_cancelled_as_soon_as_it_is_cancelled() {
+    replay(&[
+        Op::Enqueue {
+            queue: 0,
+            delay_ms: None,
+            idem: None,
+            max_attempts: 1,
+        },
+        Op::Fetch {
+            process: 0,
+            count: 1,
+        },
+        Op::Cancel { job: 0 },
+        Op::Die { process: 0 },
+        Op::Reap,
+    ]);
+}
+
 /// A process reaped while it ran a job writes nothing with its old lease; the job runs again.
+#[test]
 fn a_reaped_process_writes_nothing_and_its_job_runs_again_elsewhere() {
     replay(&[
         Op::Enqueue {

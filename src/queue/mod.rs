@@ -15,7 +15,7 @@
 //! | `retry` | zset | failed jobs by the time of their next attempt |
 //! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
-//! | `done:cancelled` | zset | cancelled ids by finish time, for their list (succeeded jobs list from `finished`); an id leaves it when it leaves `finished` or passes its retention |
+//! | `done:cancelled` | zset | cancelled ids by finish time, for their list (succeeded jobs list from `finished`); a running job is listed when it is cancelled, before its owner finishes it; an id leaves it when it leaves `finished` or passes its retention |
 //! | `minute:{n}` | hash, TTL 65 min | attempts finished (`processed`) and failed (`failed`) in minute `n` since the epoch |
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |

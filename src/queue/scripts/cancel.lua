@@ -17,6 +17,11 @@ if status == 'succeeded' or status == 'dead' then return {'finished', record(jk,
 if status == 'cancelled' then return {'ok', record(jk, id)} end
 if status == 'running' then
   redis.call('HSET', jk, 's', 'cancelled', 'cancel', '1')
+  -- Listed as cancelled at once, while its owner winds it down: no longer running, it would be
+  -- in no list until then. The outcome the owner writes indexes it again (index_finished).
+  local dk = done_key(base, 'cancelled')
+  redis.call('ZADD', dk, now_ms(), id)
+  redis.call('PEXPIRE', dk, keep[1])
   redis.call('PUBLISH', cancel_channel(base), id)
   return {'ok', record(jk, id)}
 end
