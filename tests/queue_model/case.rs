@@ -81,6 +81,15 @@ fn run_real(
         Op::Ack { lease } | Op::Requeue { lease } | Op::Save { lease } | Op::Fail { lease, .. } => {
             return lease_write(sys, model, op, lease);
         }
+        Op::AckMany { process, count } => {
+            let Some(real) = sys.ack_many(process, count) else {
+                return Ok(None);
+            };
+            (
+                real,
+                Box::new(move |m: &mut Model, _: &_| m.ack_many(process, count)),
+            )
+        }
         Op::Cancel { job } | Op::Retry { job } | Op::DeleteDead { job } => {
             let Some(id) = model.pick_job(job) else {
                 return Ok(None);

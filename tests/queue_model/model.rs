@@ -188,6 +188,17 @@ impl Model {
         Outcome::Saved(saved)
     }
 
+    /// Process `p`'s first `count` handles acked, in order.
+    pub(crate) fn ack_many(&mut self, p: usize, count: usize) -> Outcome {
+        let n = count.min(self.leases[p].len());
+        let handles: Vec<(String, String)> = self.leases[p].drain(..n).collect();
+        let written = handles
+            .iter()
+            .map(|(id, token)| self.ack(p, id, token) == Outcome::Acked(true))
+            .collect();
+        Outcome::AckedMany(written)
+    }
+
     pub(crate) fn ack(&mut self, p: usize, id: &str, token: &str) -> Outcome {
         if !self.holds(id, token) {
             return Outcome::Acked(false);

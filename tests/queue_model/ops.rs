@@ -40,6 +40,8 @@ pub(crate) enum Op {
     /// Acks one of the leases the processes were given (stale or not), by the process that
     /// was given it.
     Ack { lease: u8 },
+    /// A process acks its first `count` handles at the same time (batched by the queue).
+    AckMany { process: usize, count: usize },
     /// Fails one: retry after `retry_ms`, or never.
     Fail { lease: u8, retry_ms: Option<u64> },
     /// Gives one back without a failure.
@@ -117,6 +119,7 @@ fn worker_write() -> impl Strategy<Value = Op> {
             .prop_map(|(lease, retry_ms)| Op::Fail { lease, retry_ms }),
         any::<u8>().prop_map(|lease| Op::Requeue { lease }),
         any::<u8>().prop_map(|lease| Op::Save { lease }),
+        (process(), 2..5usize).prop_map(|(process, count)| Op::AckMany { process, count }),
     ]
 }
 

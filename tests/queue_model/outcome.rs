@@ -24,6 +24,8 @@ pub(crate) enum Outcome {
     Fetched(Vec<(String, String)>),
     /// An ack: whether it was written.
     Acked(bool),
+    /// Acks sent together: whether each was written.
+    AckedMany(Vec<bool>),
     /// A save of progress: whether it was written.
     Saved(bool),
     /// A failure's outcome.
@@ -104,6 +106,10 @@ pub(crate) fn label(out: &Outcome) -> String {
         Outcome::Existing(_) => "existing".to_string(),
         Outcome::Bulk(items) if items.iter().all(|i| i.0) => "batch created".to_string(),
         Outcome::Bulk(_) => "batch with existing".to_string(),
+        Outcome::AckedMany(acks) if acks.iter().filter(|a| **a).count() > 1 => {
+            "acked together".to_string()
+        }
+        Outcome::AckedMany(_) => "acked together, one or none written".to_string(),
         Outcome::BulkKeyReused(_) => "batch key reused".to_string(),
         other => format!("{other:?}"),
     }

@@ -176,6 +176,19 @@ impl System {
         Outcome::Saved(saved.expect("save"))
     }
 
+    /// Process `p` acks its first `count` handles concurrently, as runners finishing together
+    /// do; `None` when it holds none.
+    pub(crate) fn ack_many(&mut self, p: usize, count: usize) -> Option<Outcome> {
+        let n = count.min(self.leases[p].len());
+        let leases: Vec<Lease> = self.leases[p].drain(..n).collect();
+        if leases.is_empty() {
+            return None;
+        }
+        let acks = futures_util::future::join_all(leases.iter().map(|l| l.ack("null")));
+        let written = self.block(acks).into_iter().map(|r| r.expect("ack"));
+        Some(Outcome::AckedMany(written.collect()))
+    }
+
     pub(crate) fn ack(&self, lease: &Lease) -> Outcome {
         Outcome::Acked(self.block(lease.ack(r#"{"ok":true}"#)).expect("ack"))
     }
