@@ -21,6 +21,10 @@ mod case;
 mod checks;
 #[path = "queue_model/model.rs"]
 mod model;
+#[path = "queue_model/model_api.rs"]
+mod model_api;
+#[path = "queue_model/model_processes.rs"]
+mod model_processes;
 #[path = "queue_model/ops.rs"]
 mod ops;
 #[path = "queue_model/outcome.rs"]

@@ -96,6 +96,13 @@ fn run_real(
             };
             job_write(sys, op, id)
         }
+        _ => lifecycle(sys, model, op),
+    }))
+}
+
+/// Process lifecycle and upkeep: heartbeats, deaths, reaping, shutdowns, promotion, bulk retry.
+fn lifecycle(sys: &mut System, model: &mut Model, op: &Op) -> (Outcome, Apply) {
+    match *op {
         Op::RetryDead => (
             sys.retry_dead(),
             Box::new(|m: &mut Model, _: &_| m.retry_dead()),
@@ -108,7 +115,7 @@ fn run_real(
             sys.beat(process),
             Box::new(move |m: &mut Model, _: &_| m.beat(process, false)),
         ),
-        Op::Die { process } => return Ok(Some(die(sys, model, process))),
+        Op::Die { process } => die(sys, model, process),
         Op::Reap => (sys.reap(), Box::new(|m: &mut Model, _: &_| m.reap())),
         Op::Shutdown { process } => (
             sys.shutdown(process),
@@ -125,7 +132,8 @@ fn run_real(
             sys.wait_due_and_promote(),
             Box::new(|m: &mut Model, f: &_| m.promote(f, true)),
         ),
-    }))
+        _ => unreachable!("not a lifecycle step: {op:?}"),
+    }
 }
 
 /// Ack, fail or requeue with one of the processes' lease handles (possibly a stale one), by

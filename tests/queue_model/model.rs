@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use onedyno::queue::{Deleted, FailOutcome, JobStatus, RequeueOutcome};
+use onedyno::queue::{FailOutcome, JobStatus, RequeueOutcome};
 
 use super::ops::{PROCESSES, QUEUES, queues_of};
 use super::outcome::{Facts, Outcome, process_name};
@@ -167,7 +167,7 @@ impl Model {
     }
 
     /// A leased job that succeeds or is cancelled (cancelled wins over `status`).
-    fn finish(&mut self, id: &str, status: JobStatus) {
+    pub(crate) fn finish(&mut self, id: &str, status: JobStatus) {
         let job = self.job(id);
         job.status = if job.cancel {
             JobStatus::Cancelled
@@ -257,7 +257,7 @@ impl Model {
     }
 
     /// Queued again: at the back (taken next) when interrupted, else at the front.
-    fn make_ready(&mut self, id: &str, interrupted: bool) {
+    pub(crate) fn make_ready(&mut self, id: &str, interrupted: bool) {
         let job = self.job(id);
         job.status = JobStatus::Queued;
         job.lease = None;
@@ -267,173 +267,6 @@ impl Model {
         } else {
             self.lists[q].push_front(id.to_string());
         }
-    }
-
-    /// Puts back what process `p` holds and deregisters it; returns how many were queued.
-    pub(crate) fn release(&mut self, p: usize) -> u64 {
-        let mut n = 0;
-        for id in std::mem::take(&mut self.inflight[p]) {
-            let job = self.job(&id);
-            if job.lease.as_ref().is_none_or(|(owner, _)| *owner != p) {
-                continue;
-            }
-            if job.cancel {
-                self.finish(&id, JobStatus::Cancelled);
-            } else {
-                self.make_ready(&id, true);
-                n += 1;
-            }
-        }
-        self.registered[p] = false;
-        self.alive[p] = false;
-        n
-    }
-
-    /// The reaper: every registered process whose heartbeat expired.
-    pub(crate) fn reap(&mut self) -> Outcome {
-        let mut out = Vec::new();
-        for p in 0..PROCESSES {
-            if self.registered[p] && !self.alive[p] {
-                out.push((process_name(p), self.release(p)));
-            }
-        }
-        Outcome::Released(out)
-    }
-
-    /// A heartbeat; `first` registers, otherwise it renews only a registered process.
-    pub(crate) fn beat(&mut self, p: usize, first: bool) -> Outcome {
-        if !first && !self.registered[p] {
-            return Outcome::Beat {
-                reaped: true,
-                cancelled: vec![],
-                held: vec![],
-            };
-        }
-        self.registered[p] = true;
-        self.alive[p] = true;
-        let mut cancelled = Vec::new();
-        let mut held = Vec::new();
-        for id in &self.inflight[p] {
-            let job = &self.jobs[id];
-            if job.cancel {
-                cancelled.push(id.clone());
-            }
-            if let Some((owner, token)) = &job.lease
-                && *owner == p
-            {
-                held.push((id.clone(), token.clone()));
-            }
-        }
-        Outcome::Beat {
-            reaped: false,
-            cancelled,
-            held,
-        }
-    }
-}
-
-/// The API's operations on one job, and promotion.
-impl Model {
-    pub(crate) fn cancel(&mut self, id: &str) -> Outcome {
-        let job = self.job(id);
-        if job.deleted {
-            return Outcome::Steered("missing", None);
-        }
-        let status = job.status;
-        match status {
-            JobStatus::Succeeded | JobStatus::Dead => Outcome::Steered("finished", Some(status)),
-            JobStatus::Cancelled => Outcome::Steered("ok", Some(status)),
-            _ => {
-                // A running job keeps its lease, and is finished when its owner writes.
-                job.cancel = true;
-                job.status = JobStatus::Cancelled;
-                if status != JobStatus::Running {
-                    self.index_finished(id);
-                }
-                Outcome::Steered("ok", Some(JobStatus::Cancelled))
-            }
-        }
-    }
-
-    pub(crate) fn retry(&mut self, id: &str) -> Outcome {
-        let job = self.job(id);
-        if job.deleted {
-            return Outcome::Steered("missing", None);
-        }
-        let retryable = matches!(job.status, JobStatus::Dead | JobStatus::Cancelled);
-        if !retryable || job.lease.is_some() {
-            return Outcome::Steered("conflict", Some(job.status));
-        }
-        self.ready_again(id);
-        Outcome::Steered("ok", Some(JobStatus::Queued))
-    }
-
-    /// Queued again with a fresh failure budget. A job cancelled as it waited whose id still
-    /// stands in its queue list waits there again (a job is in its queue once).
-    fn ready_again(&mut self, id: &str) {
-        self.leave_finished(id);
-        let job = self.job(id);
-        job.failures = 0;
-        job.cancel = false;
-        let q = job.queue;
-        if self.lists[q].iter().any(|x| x == id) {
-            self.job(id).status = JobStatus::Queued;
-            return;
-        }
-        self.make_ready(id, false);
-    }
-
-    /// Every dead job, oldest death first (ties by id, as a zset orders them).
-    pub(crate) fn retry_dead(&mut self) -> Outcome {
-        let mut dead: Vec<(i64, String)> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.status == JobStatus::Dead && !j.deleted)
-            .map(|(id, j)| (j.dead_at, id.clone()))
-            .collect();
-        dead.sort();
-        for (_, id) in &dead {
-            self.ready_again(id);
-        }
-        Outcome::RetriedDead(dead.len() as u64, 0)
-    }
-
-    pub(crate) fn delete_dead(&mut self, id: &str) -> Outcome {
-        let job = self.job(id);
-        if job.deleted {
-            return Outcome::Deleted(Deleted::Missing);
-        }
-        if job.status != JobStatus::Dead {
-            return Outcome::Deleted(Deleted::NotDead(job.status));
-        }
-        job.deleted = true;
-        self.idem.retain(|_, (owner, _)| owner != id);
-        Outcome::Deleted(Deleted::Deleted)
-    }
-
-    /// Moves due scheduled jobs, then due retries, to their queues. A job due inside the
-    /// step's time window may have been due or not: the real system's choice is taken.
-    pub(crate) fn promote(&mut self, facts: &Facts, everything_due: bool) -> Outcome {
-        let mut moved = 0;
-        for status in [JobStatus::Scheduled, JobStatus::Retrying] {
-            let mut waiting: Vec<(i64, String)> = self
-                .jobs
-                .iter()
-                .filter(|(_, j)| j.status == status && !j.deleted)
-                .map(|(id, j)| (j.due, id.clone()))
-                .collect();
-            waiting.sort();
-            for (due, id) in waiting {
-                let due_now = everything_due
-                    || due <= facts.before_ms
-                    || (due <= facts.after_ms && facts.status(&id) == Some(JobStatus::Queued));
-                if due_now {
-                    self.make_ready(&id, false);
-                    moved += 1;
-                }
-            }
-        }
-        Outcome::Promoted(moved)
     }
 }
 
