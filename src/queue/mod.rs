@@ -15,7 +15,7 @@
 //! | `retry` | zset | failed jobs by the time of their next attempt |
 //! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
-//! | `done:cancelled` | zset | cancelled ids by finish time, for their list (succeeded jobs list from `finished`); an id leaves it when it leaves `finished` or passes its retention |
+//! | `done:cancelled` | zset | cancelled ids by finish time, for their list (succeeded jobs list from `finished`); a running job is listed when it is cancelled, before its owner finishes it; an id leaves it when it leaves `finished` or passes its retention |
 //! | `minute:{n}` | hash, TTL 65 min | attempts finished (`processed`) and failed (`failed`) in minute `n` since the epoch |
 //! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
@@ -56,6 +56,9 @@
 //! - `cancel`: `1` once the job is cancelled through the API. A running job keeps running until
 //!   its owner notices (pub/sub, or its next heartbeat); whatever outcome it then writes, the job
 //!   finishes as cancelled. Cleared by a retry.
+//! - `w`: `1` while the id of a job cancelled as it waited still stands in its queue list (a
+//!   fetch that passes the id deletes it). A retry then lets the job wait there again instead of
+//!   pushing its id a second time, so a job is never listed, counted or queued twice.
 //! - `checkpoint`: JSON a running job saved for its next attempt to resume from; `progress`:
 //!   JSON shown by `GET /jobs/{id}`; `result`: the handler's JSON result.
 //! - `err_seq` and `err:{n}`: each failed attempt writes one entry `{attempt, at, message}` to

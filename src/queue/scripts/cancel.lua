@@ -17,6 +17,11 @@ if status == 'succeeded' or status == 'dead' then return {'finished', record(jk,
 if status == 'cancelled' then return {'ok', record(jk, id)} end
 if status == 'running' then
   redis.call('HSET', jk, 's', 'cancelled', 'cancel', '1')
+  -- Listed as cancelled at once, while its owner winds it down: no longer running, it would be
+  -- in no list until then. The outcome the owner writes indexes it again (index_finished).
+  local dk = done_key(base, 'cancelled')
+  redis.call('ZADD', dk, now_ms(), id)
+  redis.call('PEXPIRE', dk, keep[1])
   redis.call('PUBLISH', cancel_channel(base), id)
   return {'ok', record(jk, id)}
 end
@@ -25,5 +30,7 @@ if status ~= 'queued' then
   redis.call('ZREM', KEYS[3], id)
 end
 redis.call('HSET', jk, 'cancel', '1')
+-- Marks the id left in the queue list, so a retry before a fetch passes it reuses it.
+if status == 'queued' then redis.call('HSET', jk, 'w', '1') end
 finish_cancelled(base, jk, id, now_ms(), keep)
 return {'ok', record(jk, id)}

@@ -42,8 +42,10 @@ while #jobs < want and budget > 0 do
     end
     jobs[#jobs + 1] = job
   else
-    -- Just moved to the head of the list, so this finds it at once.
+    -- Just moved to the head of the list, so this finds it at once. A cancelled job's id is
+    -- passed: its mark goes (see ready_again), so a retry pushes it anew.
     redis.call('LREM', KEYS[1], 1, id)
+    redis.call('HDEL', jk, 'w')
   end
 end
 if budget == 0 and #jobs < want then return {'more', jobs} end

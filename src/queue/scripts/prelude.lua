@@ -169,6 +169,14 @@ local function ready_again(base, jk, id, q, now)
   redis.call('PERSIST', jk)
   -- An absent failure count reads as 0.
   redis.call('HDEL', jk, 'x', 'cancel', 'f', 'R')
+  -- 'w': the job was cancelled as it waited, and its id still stands in its queue list (a fetch
+  -- clears the mark when it passes the id). It waits there again: pushing it would list it twice.
+  if redis.call('HDEL', jk, 'w') == 1 then
+    redis.call('HSET', jk, 's', 'queued', 'e', now)
+    redis.call('HDEL', jk, 'L', 'o')
+    redis.call('SADD', queues_key(base), q)
+    return
+  end
   make_ready(base, jk, id, q, false, now)
 end
 
