@@ -16,6 +16,7 @@
 
 use super::error::QueueError;
 use super::job::JobStatus;
+use super::keys::Shard;
 use super::summary::JobSummary;
 use super::{Queue, scripts};
 
@@ -78,75 +79,130 @@ pub struct JobPage {
 }
 
 impl Queue {
-    /// One page of the jobs with `req.status` (see the module's table for each order).
+    /// One page of the jobs in `req.status` (see the module's doc). Each shard is a source of
+    /// its own, listed one after the other (the legacy shard first, then by shard number), in
+    /// the status's order within each; the cursor names the source it points into.
     pub async fn list_jobs(&self, req: &ListRequest) -> Result<JobPage, QueueError> {
-        let offset = req.cursor.as_ref().map_or(0, |c| c.offset);
-        let (key, mode) = match req.status {
+        let (key_of, mode): (fn(&Shard) -> String, &str) = match req.status {
             JobStatus::Queued => return self.list_queued(req).await,
-            JobStatus::Running => (self.keys.processes(), "running"),
-            JobStatus::Scheduled => (self.keys.scheduled(), "asc"),
-            JobStatus::Retrying => (self.keys.retry(), "asc"),
-            JobStatus::Dead => (self.keys.dead(), "desc"),
-            JobStatus::Succeeded => (self.keys.finished(), "newest"),
-            JobStatus::Cancelled => (self.keys.done("cancelled"), "desc"),
+            JobStatus::Running => (Shard::processes, "running"),
+            JobStatus::Scheduled => (Shard::scheduled, "asc"),
+            JobStatus::Retrying => (Shard::retry, "asc"),
+            JobStatus::Dead => (Shard::dead, "desc"),
+            JobStatus::Succeeded => (Shard::finished, "newest"),
+            JobStatus::Cancelled => (|s: &Shard| s.done("cancelled"), "desc"),
         };
-        let (next, jobs) = self.page(&key, mode, offset, req.limit, req).await?;
-        Ok(JobPage {
-            jobs,
-            next: next.map(|offset| ListCursor {
-                offset,
-                queue: None,
-            }),
-        })
+        let shards = match &req.queue {
+            Some(name) => vec![self.keys.legacy().clone(), self.keys.for_queue(name)],
+            None => self.known_shards(&[]).await?,
+        };
+        let sources = shards
+            .iter()
+            .map(|shard| Source {
+                label: self.label(shard),
+                key: key_of(shard),
+                base: shard.base().to_string(),
+            })
+            .collect();
+        self.list_sources(sources, mode, req).await
     }
 
-    /// Queued jobs: one queue's, or every queue's in name order (the cursor names the queue).
+    /// Queued jobs: each queue's list (in its shard, then in the legacy shard), queues by name.
     async fn list_queued(&self, req: &ListRequest) -> Result<JobPage, QueueError> {
-        let cursor = req.cursor.clone().unwrap_or_default();
-        let names = match &req.queue {
-            Some(queue) => vec![queue.clone()],
+        let legacy = self.keys.legacy();
+        let (names, legacy_names) = match &req.queue {
+            Some(queue) => (vec![queue.clone()], vec![queue.clone()]),
             None => {
-                let mut conn = self.redis.connection()?;
-                let mut names: Vec<String> = redis::cmd("SMEMBERS")
-                    .arg(self.keys.queues())
-                    .query_async(&mut conn)
-                    .await?;
-                names.sort();
-                names
+                let mut names = Vec::new();
+                let mut legacy_names = Vec::new();
+                for shard in self.known_shards(&[]).await? {
+                    let found = self.queue_names(&shard).await?;
+                    if shard == *legacy {
+                        legacy_names = found;
+                    } else {
+                        names.extend(found);
+                    }
+                }
+                (names, legacy_names)
             }
         };
+        let mut sources: Vec<Source> = names
+            .into_iter()
+            .map(|name| {
+                let shard = self.keys.for_queue(&name);
+                Source {
+                    key: shard.queue(&name),
+                    base: shard.base().to_string(),
+                    label: name,
+                }
+            })
+            .collect();
+        sources.extend(legacy_names.into_iter().map(|name| Source {
+            key: legacy.queue(&name),
+            base: legacy.base().to_string(),
+            label: format!("{name}:{LEGACY}"),
+        }));
+        self.list_sources(sources, "queued", req).await
+    }
+
+    /// The names in a shard's queue-names set.
+    async fn queue_names(&self, shard: &Shard) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.redis.connection()?;
+        Ok(redis::cmd("SMEMBERS")
+            .arg(shard.queues())
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// A shard's name in a cursor.
+    fn label(&self, shard: &Shard) -> String {
+        match self.keys.number_of(shard) {
+            Some(n) => format!("s{n:03x}"),
+            None => LEGACY.to_string(),
+        }
+    }
+
+    /// One page over `sources`, one after the other in the order of their labels, from the
+    /// cursor's source and offset on.
+    async fn list_sources(
+        &self,
+        mut sources: Vec<Source>,
+        mode: &str,
+        req: &ListRequest,
+    ) -> Result<JobPage, QueueError> {
+        sources.sort_by(|a, b| a.label.cmp(&b.label));
+        sources.dedup_by(|a, b| a.label == b.label);
+        let cursor = req.cursor.clone().unwrap_or_default();
         let start = match &cursor.queue {
-            Some(queue) => names.partition_point(|n| n < queue),
+            Some(label) => sources.partition_point(|s| s.label < *label),
             None => 0,
         };
-        let mut jobs = Vec::new();
-        // A cursor into a queue that is gone since goes on at the start of the next one.
+        // A cursor into a source that is gone since goes on at the start of the next one.
         let mut offset = match &cursor.queue {
-            Some(queue) if names.get(start) != Some(queue) => 0,
+            Some(label) if sources.get(start).map(|s| &s.label) != Some(label) => 0,
             _ => cursor.offset,
         };
+        let mut jobs = Vec::new();
         let mut scanned = 0;
-        for (i, name) in names.iter().enumerate().skip(start) {
+        for (i, source) in sources.iter().enumerate().skip(start) {
             if i > start {
                 offset = 0;
             }
             let left = req.limit - jobs.len();
-            let (next, page) = self
-                .page(&self.keys.queue(name), "queued", offset, left, req)
-                .await?;
+            let (next, page) = self.page(source, mode, offset, left, req).await?;
             scanned += 1;
             jobs.extend(page);
             let resume = match next {
-                Some(next) => Some((next, name.clone())),
-                None => names.get(i + 1).map(|n| (0, n.clone())),
+                Some(next) => Some((next, source.label.clone())),
+                None => sources.get(i + 1).map(|s| (0, s.label.clone())),
             };
-            // A page ends when it is full, or after a bounded number of queues.
+            // A page ends when it is full, or after a bounded number of sources.
             if jobs.len() >= req.limit || next.is_some() || scanned >= 50 {
                 return Ok(JobPage {
                     jobs,
                     next: resume.map(|(offset, queue)| ListCursor {
                         offset,
-                        queue: req.queue.is_none().then_some(queue),
+                        queue: Some(queue),
                     }),
                 });
             }
@@ -157,7 +213,7 @@ impl Queue {
     /// One call of `summaries.lua`: the next offset (`None` at the end) and the summaries.
     async fn page(
         &self,
-        key: &str,
+        source: &Source,
         mode: &str,
         offset: u64,
         limit: usize,
@@ -165,8 +221,8 @@ impl Queue {
     ) -> Result<(Option<u64>, Vec<JobSummary>), QueueError> {
         let mut conn = self.redis.connection()?;
         let (next, replies): (i64, Vec<Vec<Option<String>>>) = scripts::SUMMARIES
-            .key(key)
-            .arg(self.keys.base())
+            .key(&source.key)
+            .arg(&source.base)
             .arg(mode)
             .arg(offset)
             .arg(limit.max(1))
@@ -182,6 +238,16 @@ impl Queue {
             .collect::<Result<_, _>>()?;
         Ok((u64::try_from(next).ok(), jobs))
     }
+}
+
+/// The legacy shard's name in a cursor.
+const LEGACY: &str = "legacy";
+
+/// One list of ids to page through: its key, its shard's base, and its name in a cursor.
+struct Source {
+    label: String,
+    key: String,
+    base: String,
 }
 
 #[cfg(test)]

@@ -86,6 +86,7 @@ mod bulk;
 mod connection;
 mod error;
 mod events;
+mod ids;
 mod job;
 mod jobs;
 mod keys;
@@ -100,6 +101,7 @@ mod processes;
 mod reply;
 mod schedules;
 mod scripts;
+mod shards;
 pub mod spec;
 mod stats;
 mod summary;
@@ -113,7 +115,8 @@ pub use error::QueueError;
 pub use events::QueueEvent;
 pub use job::{AttemptError, JobRecord, JobStatus};
 pub use jobs::{Cancelled, Enqueued, IDEMPOTENCY_TTL, NewJob, Retried, RunAt};
-pub use keys::Keys;
+pub use ids::{new_job_id, shard_of};
+pub use keys::{Keys, SHARDS, Shard, shard_number};
 pub use lease::{FailOutcome, Lease, NextAttempt, RequeueOutcome, StateField};
 pub use limit_store::{DeferOutcome, LimitCheck, LimitState, LimitVerdict, Refusal};
 pub use limits::{
@@ -150,6 +153,8 @@ pub struct Queue {
     retention: Arc<Retention>,
     /// Runners' acks on their way to Redis together (see `ack_batch.rs`).
     acks: ack_batch::AckSender,
+    /// Shards announced in the known-shards set, and those a fetch found empty lately.
+    shards: Arc<shards::ShardBook>,
 }
 
 /// A duration as the whole milliseconds scripts take.
@@ -165,7 +170,18 @@ impl Queue {
             keys: Keys::new(prefix),
             retention: Arc::new(retention),
             acks: Default::default(),
+            shards: Default::default(),
         }
+    }
+
+    /// The key names (for tests and tools that look into Redis).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A new job id for a job sent to `queue`: it names the queue's shard (see `ids.rs`).
+    pub fn job_id_for(queue: &str) -> String {
+        new_job_id(shard_number(queue))
     }
 
     /// The Redis handle (for health checks and the connection task).

@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use super::error::QueueError;
 use super::job::JobRecord;
 use super::lease::{Lease, RequeueOutcome};
+use super::keys::Shard;
 use super::reply::{parse, tagged, unexpected};
 use super::{Queue, ms, scripts};
 
@@ -115,26 +116,84 @@ enum Release<'a> {
 }
 
 impl Queue {
-    /// Leases up to `count` ready jobs to `process`, trying `queues` in order.
+    /// Leases up to `count` ready jobs to `process`, trying `queues` in order: one call per
+    /// shard (the queues of one shard together, in their order), shards in the order of their
+    /// first queue, the legacy shard last. A shard found empty a moment ago is skipped until a
+    /// wake-up names one of its queues (see `shards.rs`), so a busy process makes one call per
+    /// batch, as on a single slot.
     pub async fn fetch(
         &self,
         process: &str,
         queues: &[String],
         count: usize,
     ) -> Result<Fetched, QueueError> {
+        let mut leases = Vec::new();
+        let mut more = false;
+        for (shard, names) in self.fetch_groups(queues) {
+            if leases.len() >= count {
+                break;
+            }
+            if self.skips(&shard) {
+                continue;
+            }
+            let wakes = self.wakes_seen();
+            match self
+                .fetch_shard(&shard, process, &names, count - leases.len())
+                .await?
+            {
+                ShardFetch::Unregistered if leases.is_empty() => return Ok(Fetched::Unregistered),
+                ShardFetch::Unregistered => break,
+                ShardFetch::Jobs(found, stopped_early) => {
+                    if found.is_empty() && !stopped_early {
+                        self.mark_empty(&shard, wakes);
+                    }
+                    more |= stopped_early;
+                    leases.extend(found);
+                }
+            }
+        }
+        Ok(if more {
+            Fetched::More(leases)
+        } else {
+            Fetched::Jobs(leases)
+        })
+    }
+
+    /// `queues` grouped by shard, in fetch order; the legacy shard (every queue) last.
+    fn fetch_groups(&self, queues: &[String]) -> Vec<(Shard, Vec<String>)> {
+        let mut groups: Vec<(Shard, Vec<String>)> = Vec::new();
+        for name in queues {
+            let shard = self.keys.for_queue(name);
+            match groups.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, names)) => names.push(name.clone()),
+                None => groups.push((shard, vec![name.clone()])),
+            }
+        }
+        groups.push((self.keys.legacy().clone(), queues.to_vec()));
+        groups
+    }
+
+    /// One `fetch.lua` call on one shard.
+    async fn fetch_shard(
+        &self,
+        shard: &Shard,
+        process: &str,
+        queues: &[String],
+        count: usize,
+    ) -> Result<ShardFetch, QueueError> {
         let mut conn = self.redis.connection()?;
-        let inflight = self.keys.inflight(process);
+        let inflight = shard.inflight(process);
         let reply: Value = scripts::FETCH
             .key(&inflight)
-            .key(self.keys.heartbeat(process))
-            .arg(self.keys.base())
+            .key(shard.heartbeat(process))
+            .arg(shard.base())
             .arg(process)
             .arg(count)
             .arg(queues)
             .invoke_async(&mut conn)
             .await?;
         let (jobs, more) = match parse("fetch", reply)? {
-            FetchReply::Unregistered => return Ok(Fetched::Unregistered),
+            FetchReply::Unregistered => return Ok(ShardFetch::Unregistered),
             FetchReply::Jobs(jobs, more) => (jobs, more),
         };
         let mut leases = Vec::with_capacity(jobs.len());
@@ -154,16 +213,52 @@ impl Queue {
             };
             leases.push(Lease::new(job, token, inflight.clone(), self.clone()));
         }
-        Ok(if more {
-            Fetched::More(leases)
-        } else {
-            Fetched::Jobs(leases)
-        })
+        Ok(ShardFetch::Jobs(leases, more))
     }
 
-    /// Registers `process` (or renews it) for `ttl`.
+    /// Registers `process` (or renews it) for `ttl`: in the legacy shard, whose registration is
+    /// the heartbeat `GET /processes` reads, and in the shard of every queue `info` names (the
+    /// process's `queues`), where its fetches check it and reapers watch it.
     pub async fn heartbeat(
         &self,
+        process: &str,
+        ttl: Duration,
+        info: &Json,
+        registration: Registration,
+    ) -> Result<Beat, QueueError> {
+        let served: Vec<&str> = info
+            .get("queues")
+            .and_then(Json::as_array)
+            .map(|q| q.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        self.announce(&served).await?;
+        let mut shards = vec![self.keys.legacy().clone()];
+        for name in &served {
+            let shard = self.keys.for_queue(name);
+            if !shards.contains(&shard) {
+                shards.push(shard);
+            }
+        }
+        let mut beat = Beat {
+            reaped: false,
+            cancelled: Vec::new(),
+            held: Vec::new(),
+        };
+        for shard in &shards {
+            let one = self
+                .heartbeat_shard(shard, process, ttl, info, registration)
+                .await?;
+            beat.reaped |= one.reaped;
+            beat.cancelled.extend(one.cancelled);
+            beat.held.extend(one.held);
+        }
+        Ok(beat)
+    }
+
+    /// `heartbeat.lua` on one shard.
+    async fn heartbeat_shard(
+        &self,
+        shard: &Shard,
         process: &str,
         ttl: Duration,
         info: &Json,
@@ -175,10 +270,10 @@ impl Queue {
             Registration::Renewal => "1",
         };
         let reply: Value = scripts::HEARTBEAT
-            .key(self.keys.heartbeat(process))
-            .key(self.keys.processes())
-            .key(self.keys.inflight(process))
-            .arg(self.keys.base())
+            .key(shard.heartbeat(process))
+            .key(shard.processes())
+            .key(shard.inflight(process))
+            .arg(shard.base())
             .arg(ms(ttl))
             .arg(info.to_string())
             .arg(renewal)
@@ -196,22 +291,41 @@ impl Queue {
         id: &str,
         lease: &str,
     ) -> Result<RequeueOutcome, QueueError> {
-        let inflight = self.keys.inflight(process);
+        let inflight = self.keys.for_job(id).inflight(process);
         self.requeue_lease(id, lease, &inflight).await
     }
 
-    /// Puts back the jobs of every process whose heartbeat expired; returns `(process, jobs)`.
+    /// Puts back the jobs of every process whose heartbeat expired, in every known shard;
+    /// returns `(process, jobs)`.
     pub async fn reap_expired_processes(&self) -> Result<Vec<(String, u64)>, QueueError> {
-        self.release(Release::Expired).await
+        let mut released: Vec<(String, u64)> = Vec::new();
+        for shard in self.known_shards(&[]).await? {
+            for (process, jobs) in self.release(&shard, Release::Expired).await? {
+                match released.iter_mut().find(|(p, _)| *p == process) {
+                    Some((_, total)) => *total += jobs,
+                    None => released.push((process, jobs)),
+                }
+            }
+        }
+        Ok(released)
     }
 
-    /// Puts back every job `process` still holds and deregisters it (its own shutdown).
+    /// Puts back every job `process` still holds and deregisters it (its own shutdown), in
+    /// every known shard.
     pub async fn release_process(&self, process: &str) -> Result<u64, QueueError> {
-        let released = self.release(Release::Process(process)).await?;
-        Ok(released.into_iter().map(|(_, n)| n).sum())
+        let mut total = 0;
+        for shard in self.known_shards(&[]).await? {
+            let released = self.release(&shard, Release::Process(process)).await?;
+            total += released.into_iter().map(|(_, n)| n).sum::<u64>();
+        }
+        Ok(total)
     }
 
-    async fn release(&self, which: Release<'_>) -> Result<Vec<(String, u64)>, QueueError> {
+    async fn release(
+        &self,
+        shard: &Shard,
+        which: Release<'_>,
+    ) -> Result<Vec<(String, u64)>, QueueError> {
         let mut conn = self.redis.connection()?;
         // The script's contract spells "every expired process" as an empty name.
         let process = match which {
@@ -219,8 +333,8 @@ impl Queue {
             Release::Process(process) => process,
         };
         Ok(scripts::RELEASE
-            .key(self.keys.processes())
-            .arg(self.keys.base())
+            .key(shard.processes())
+            .arg(shard.base())
             .arg(ms(self.retention.job))
             .arg(self.retention.job_max)
             .arg(process)
@@ -228,35 +342,60 @@ impl Queue {
             .await?)
     }
 
-    /// Moves due scheduled jobs and retries to their queues. Returns how many moved, and how
-    /// long until the next one is due (`None` when none waits).
+    /// Moves due scheduled jobs and retries to their queues, in every known shard. Returns how
+    /// many moved, and how long until the next one is due (`None` when none waits).
     pub async fn promote_due(&self) -> Result<(u64, Option<Duration>), QueueError> {
+        let (mut moved, mut next) = (0, None::<Duration>);
+        for shard in self.known_shards(&[]).await? {
+            let (n, due) = self.promote_shard(&shard).await?;
+            moved += n;
+            next = match (next, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok((moved, next))
+    }
+
+    async fn promote_shard(&self, shard: &Shard) -> Result<(u64, Option<Duration>), QueueError> {
         let mut conn = self.redis.connection()?;
         let (moved, next): (u64, i64) = scripts::PROMOTE
-            .key(self.keys.scheduled())
-            .key(self.keys.retry())
-            .key(self.keys.dead())
-            .arg(self.keys.base())
+            .key(shard.scheduled())
+            .key(shard.retry())
+            .key(shard.dead())
+            .arg(shard.base())
             .arg(PROMOTE_BATCH)
             .arg(ms(self.retention.dead))
             .invoke_async(&mut conn)
             .await?;
-        let next = u64::try_from(next).ok().map(Duration::from_millis);
-        Ok((moved, next))
+        Ok((moved, u64::try_from(next).ok().map(Duration::from_millis)))
     }
 
-    /// Drops queue names that have no waiting job and no live process working them from the
-    /// known-queues set (a sample per call); returns how many.
+    /// Drops queue names that have no waiting job and no live process working them from each
+    /// known shard's queue-names set (a sample per call); returns how many.
     pub async fn prune_queue_names(&self) -> Result<u64, QueueError> {
-        let mut conn = self.redis.connection()?;
-        Ok(scripts::PRUNE_QUEUES
-            .key(self.keys.queues())
-            .key(self.keys.processes())
-            .arg(self.keys.base())
-            .arg(PRUNE_SAMPLE)
-            .invoke_async(&mut conn)
-            .await?)
+        let mut dropped = 0;
+        for shard in self.known_shards(&[]).await? {
+            let mut conn = self.redis.connection()?;
+            let n: u64 = scripts::PRUNE_QUEUES
+                .key(shard.queues())
+                .key(shard.processes())
+                .arg(shard.base())
+                .arg(PRUNE_SAMPLE)
+                .invoke_async(&mut conn)
+                .await?;
+            dropped += n;
+        }
+        Ok(dropped)
     }
+}
+
+/// What one shard's fetch found.
+enum ShardFetch {
+    /// This process is not registered in the shard.
+    Unregistered,
+    /// Its jobs, and whether the call stopped at its budget with ids still to look at.
+    Jobs(Vec<Lease>, bool),
 }
 
 #[cfg(test)]
