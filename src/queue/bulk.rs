@@ -90,7 +90,9 @@ impl Queue {
             }
         }
         items.sort_by_key(|(i, _)| *i);
-        Ok(BulkEnqueued::Stored(items.into_iter().map(|(_, item)| item).collect()))
+        Ok(BulkEnqueued::Stored(
+            items.into_iter().map(|(_, item)| item).collect(),
+        ))
     }
 
     /// The batch's jobs, with their places in it, grouped by shard in first-seen order.

@@ -130,7 +130,11 @@ impl Queue {
         let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
         let args = serde_json::to_string(&job.args)?;
         let shard = self.keys.for_queue(&job.queue);
-        debug_assert_eq!(self.keys.for_job(&job.id), shard, "a job id names its queue's shard");
+        debug_assert_eq!(
+            self.keys.for_job(&job.id),
+            shard,
+            "a job id names its queue's shard"
+        );
         self.announce(&[&job.queue]).await?;
         let reply: Value = scripts::ENQUEUE
             .key(shard.scheduled())

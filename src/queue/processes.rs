@@ -10,8 +10,8 @@ use serde_json::Value as Json;
 
 use super::error::QueueError;
 use super::job::JobRecord;
-use super::lease::{Lease, RequeueOutcome};
 use super::keys::Shard;
+use super::lease::{Lease, RequeueOutcome};
 use super::reply::{parse, tagged, unexpected};
 use super::{Queue, ms, scripts};
 

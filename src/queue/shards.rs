@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::Queue;
 use super::error::QueueError;
 use super::keys::{SHARDS, Shard};
-use super::Queue;
 
 /// How long a process trusts its own note that a shard is in the known-shards set before it
 /// writes it again (the set may have been emptied, Redis restarted without persistence).
