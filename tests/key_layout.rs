@@ -38,9 +38,9 @@ fn two_queues_keys_live_under_different_hash_tags() {
     assert_ne!(tag(sa.base()), tag(sb.base()));
     assert!(exists(&mut conn, &sa.job(&a)) && exists(&mut conn, &sb.job(&b)));
     let listed: Vec<String> = conn.lrange(sa.queue(alpha), 0, -1).unwrap();
-    assert_eq!(listed, [a.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&a));
     let listed: Vec<String> = conn.lrange(sb.queue(beta), 0, -1).unwrap();
-    assert_eq!(listed, [b.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&b));
     // Every key is under the deployment's tag or a shard's; a queue's under its own.
     let all: Vec<String> = conn.keys("*").unwrap();
     for key in &all {
