@@ -1,35 +1,57 @@
 //! Queue storage: the only code that knows Redis keys.
 //!
 //! # Data model
-//! Every key starts with `{prefix}:` (a hash tag: one Redis Cluster slot for all of them).
+//! Keys live in shards (see `keys.rs` and the README's "Key layout and Redis Cluster"): a
+//! queue's keys start with its shard's hash tag `{prefix:sXXX}:` (`XXX`: FNV-1a of the queue's
+//! name mod 4096, hex), what is not per job with the deployment's `{prefix}:`. A job id (UUIDv8
+//! laid out like v7) carries its queue's shard, so its record's key follows from the id.
+//!
+//! Per shard:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `job:{id}` | hash | the record, one field each (see [The job hash](#the-job-hash)); JSON values as text |
 //! | `queue:{name}` | list | ids ready to run; new ones are pushed on the left, workers take from the right, an interrupted job goes back on the right (first); a cancelled job's id stays until a fetch skips it |
-//! | `queues` | set | queue names with waiting jobs or a live process working them (for `GET /queues`; others are pruned) |
+//! | `queues` | set | the shard's queue names with waiting jobs or a live process working them (for `GET /queues`; others are pruned) |
 //! | `inflight:{process}` | list | ids a process holds; a job is always in exactly one queue or one in-flight list |
-//! | `process:{process}` | string, TTL | the process's heartbeat; its expiry means the process is gone |
-//! | `processes` | set | registered processes, which the reaper walks |
+//! | `process:{process}` | string, TTL | the process's registration in the shard (its heartbeat's info and TTL); its expiry means the process is gone |
+//! | `processes` | set | processes registered in the shard, which the shard's reaper walks |
 //! | `scheduled` | zset | delayed jobs by due time (ms) |
 //! | `retry` | zset | failed jobs by the time of their next attempt |
 //! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
 //! | `done:cancelled` | zset | cancelled ids by finish time, for their list (succeeded jobs list from `finished`); an id leaves it when it leaves `finished` or passes its retention |
 //! | `minute:{n}` | hash, TTL 65 min | attempts finished (`processed`) and failed (`failed`) in minute `n` since the epoch |
-//! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
+//! | `idem:{queue}:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created (a key's scope is its queue) |
+//! | `schedule:{name}` | hash | a periodic job enqueueing to one of the shard's queues: `signature` and `since` (when it was first seen with that pattern), `tick` (the latest tick handled: fired, skipped or missed), `last_tick last_run_at last_job_id` of the last one that fired |
+//!
+//! The deployment's (`{prefix}:`):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `shards` | set | numbers of the shards that may hold keys (listings and maintenance walk them) |
+//! | `process:{process}` | string, TTL | the process's heartbeat, with its info (`GET /processes`) |
+//! | `processes` | set | registered processes |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
-//! | `schedule:{name}` | hash | a periodic job: `signature` and `since` (when it was first seen with that pattern), `tick` (the latest tick handled: fired, skipped or missed), `last_tick last_run_at last_job_id` of the last one that fired |
 //! | `limit_pauses` | zset | shared limit keys paused by a throttling service, by the ms the pause ends |
 //! | `limit:rate:{key}` | string, TTL | a shared limit's next start (GCRA), expiring once it is past |
 //! | `limit:running:{key}` | zset | a concurrency limit's holders (`{process}\|{job id}`) by expiry |
+//! | `limit:ticket:{id}` | string, TTL | the rate-limit turn booked for a job waiting behind a shared limit |
 //!
-//! Pub/sub channels `wake` (a push found a queue's list empty: see `wake` in `prelude.lua`) and `cancel` (a running job was cancelled)
-//! carry hints only: every process also polls, so a lost message delays work but never loses it.
+//! `{prefix}:` is also the legacy shard: releases before shards kept every key of the per-shard
+//! table under it (with UUIDv7 ids), and it is served like any shard, so what they left runs in
+//! place. Its `process:` and `processes` are the deployment's: every process registers there.
 //!
-//! All keys share the deployment's hash tag, so they live in one Redis Cluster slot: that is
-//! why a script may touch keys it is not passed in KEYS (a job's hash, another queue's list)
-//! and still run atomically. The scripts spell every key name once, in `scripts/prelude.lua`.
+//! Pub/sub channels `{prefix}:wake` (a push found a queue's list empty: see `wake` in
+//! `prelude.lua`; the message names the queue, so a process knows which shard to fetch from) and
+//! `{prefix}:cancel` (a running job was cancelled) carry hints only: every process also polls, so
+//! a lost message delays work but never loses it.
+//!
+//! A script is passed its shard's base and touches keys of that shard only (one Redis Cluster
+//! slot), which is why it may touch keys it is not passed in KEYS (a job's hash, another queue's
+//! list of the same shard) and still run atomically; `KEYS[1]` is always a key of the shard, so a
+//! cluster client routes the call. The scripts spell every key name once, in
+//! `scripts/prelude.lua`.
 //!
 //! ## The job hash
 //! The hot fields have one-letter names, so a record stays a small listpack (see
@@ -65,8 +87,6 @@
 //!   request that came with it, so a repeated key tells the same request from a different one
 //!   and a finished job lives at least as long as its key.
 //! - `schedule` and `schedule_tick`: the periodic job and the tick (ms) that enqueued it, if any.
-//! - `limit_ticket`: the ms of the rate-limit turn booked for a job waiting behind a shared limit
-//!   (`limit_acquire.lua`); its next start uses the turn instead of booking another.
 //! - `run_at enqueued_at started_at finished_at`: times in ms since the epoch, read from Redis's
 //!   clock.
 //!
@@ -77,8 +97,10 @@
 //! ## Layout
 //! This file holds [`Queue`] itself; its operations are split by caller: `jobs.rs` (the HTTP
 //! API's operations on one job), `lease.rs` (a runner's writes under its lease),
-//! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep) and `stats.rs`
-//! (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads their state.
+//! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep, shard by shard)
+//! and `stats.rs` (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads
+//! their state. `keys.rs` names keys and shards, `ids.rs` makes job ids that carry their shard,
+//! and `shards.rs` keeps what a process knows of the shards (known, lately empty).
 //! `reply.rs` reads script replies as the outcome types.
 
 mod ack_batch;
