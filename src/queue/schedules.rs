@@ -134,6 +134,9 @@ impl Queue {
         &self,
         schedules: &[(String, String, String)],
     ) -> Result<i64, QueueError> {
+        if schedules.is_empty() {
+            return self.clock_ms().await;
+        }
         let queues: Vec<&str> = schedules.iter().map(|(_, _, q)| q.as_str()).collect();
         self.announce(&queues).await?;
         let mut now = 0;

@@ -196,6 +196,33 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn queue(name: &str, depth: u64, running: u64) -> QueueStats {
+        QueueStats {
+            name: name.into(),
+            depth,
+            latency: depth as f64,
+            running,
+            served: false,
+        }
+    }
+
+    #[test]
+    fn shards_queues_merge_by_name_and_list_the_served_first_then_the_deepest() {
+        let mut all = vec![queue("a", 1, 0), queue("b", 5, 1)];
+        // "a" in the legacy shard too (an upgrade), and "c" in a shard of its own.
+        merge_queues(&mut all, vec![queue("a", 2, 1), queue("c", 9, 0)]);
+        let always = ["b".to_string()];
+        assert_eq!(order_queues(&mut all, &always), 0);
+        let names: Vec<&str> = all.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["b", "c", "a"]);
+        assert_eq!((all[2].depth, all[2].running, all[2].latency), (3, 1, 2.0));
+        let mut many: Vec<QueueStats> = (0..QUEUES_LISTED + 3)
+            .map(|i| queue(&format!("q{i:03}"), 1, 0))
+            .collect();
+        assert_eq!(order_queues(&mut many, &[]), 3);
+        assert_eq!(many.len(), QUEUES_LISTED);
+    }
+
     #[test]
     fn queue_numbers_read_four_values_per_queue() {
         let flat: Vec<String> = ["a", "3", "1500", "1", "1", "b", "0", "0", "0", "1"]
