@@ -57,7 +57,9 @@ fn two_queues_keys_live_under_different_hash_tags() {
     assert_eq!(web.job(&b)["queue"], beta);
 
     // One process works both shards (one fetch call per shard) and sees both in its listings.
-    let worker = App::start_ready(&redis.url(), &[("QUEUES", "alpha,beta")]);
+    // A 60 s poll: a job that starts within WITHIN was fetched on a wake-up.
+    let env = [("QUEUES", "alpha,beta"), ("WORKER_POLL_INTERVAL", "60")];
+    let worker = App::start_ready(&redis.url(), &env);
     worker.wait_for_status(&a, "succeeded", WITHIN);
     worker.wait_for_status(&b, "succeeded", WITHIN);
     let succeeded = worker.list_ids("succeeded");
@@ -75,6 +77,7 @@ fn two_queues_keys_live_under_different_hash_tags() {
         .collect();
     assert_eq!(names, [alpha, beta], "{queues}");
     // A wake-up names its queue: an idle worker fetches from the shard it names.
+    support::wait_idle(&mut conn, beta);
     let c = web.enqueue_ok(&json!({"kind": "echo", "queue": beta}));
     worker.wait_for_status(&c, "succeeded", WITHIN);
 }

@@ -181,12 +181,18 @@ impl Queue {
         let verdict: LimitVerdict = parse("limit_acquire", reply)?;
         if let (Some(lease), LimitVerdict::Taken, Some(now)) = (job, &verdict, started_at) {
             // The job's record is in its own shard, apart from the limit keys: its start is
-            // written under its lease in a second step (a lost lease writes nothing).
-            let now = i64::from_redis_value(now).map_err(|e| QueueError::UnexpectedReply {
-                script: "limit_acquire",
-                reply: e.to_string(),
-            })?;
-            lease.save_started(now).await?;
+            // written under its lease in a second step (a lost lease writes nothing). The slots
+            // are taken by now, so a failed write only leaves the fetch's start time in place.
+            let saved = match i64::from_redis_value(now) {
+                Ok(now) => lease.save_started(now).await.map(|_| ()),
+                Err(e) => Err(QueueError::UnexpectedReply {
+                    script: "limit_acquire",
+                    reply: e.to_string(),
+                }),
+            };
+            if let Err(e) = saved {
+                tracing::warn!(event = "job.start_not_saved", job_id = %lease.job().id, error = %e);
+            }
         }
         Ok(verdict)
     }
