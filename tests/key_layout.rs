@@ -144,3 +144,49 @@ fn jobs_an_older_release_left_are_served_in_place() {
     }
     assert!(support::inflight_ids(&mut conn).is_empty());
 }
+
+/// Every page of `status` from `limit` at a time, following `next_cursor` to the end.
+fn all_pages(app: &App, status: &str, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let mut query = format!("&limit={limit}");
+        if let Some(c) = &cursor {
+            query.push_str(&format!("&cursor={c}"));
+        }
+        let (code, body) = app.list(status, &query);
+        assert_eq!(code, StatusCode::OK, "{body}");
+        for job in body["jobs"].as_array().expect("jobs") {
+            ids.push(job["id"].as_str().expect("id").to_string());
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.replace(',', "%2C")),
+            None => return ids,
+        }
+    }
+    panic!("no last page");
+}
+
+#[test]
+fn lists_merge_the_shards_in_the_status_order() {
+    let redis = Redis::start();
+    let app = App::start_ready(&redis.url(), &[("QUEUES", "alpha,beta")]);
+    // Dead one after the other, alternating between two queues' shards.
+    let mut died = Vec::new();
+    for i in 0..6 {
+        let queue = if i % 2 == 0 { "alpha" } else { "beta" };
+        let id = app.enqueue_ok(&json!({"kind": "fail", "queue": queue,
+            "args": {"permanent": true}}));
+        let job = app.wait_for_status(&id, "dead", WITHIN);
+        died.push((job["finished_at"].as_str().unwrap().to_string(), id));
+    }
+    died.sort();
+    let newest_first: Vec<String> = died.into_iter().rev().map(|(_, id)| id).collect();
+    for limit in [1, 2, 4, 50] {
+        assert_eq!(
+            all_pages(&app, "dead", limit),
+            newest_first,
+            "limit {limit}"
+        );
+    }
+}

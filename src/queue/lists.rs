@@ -11,8 +11,10 @@
 //! | succeeded | the `finished` list (its cancelled ids passed over) | newest first |
 //! | cancelled | `done:cancelled` zset (bounded like `finished`) | newest first |
 //!
-//! A cursor is an offset into its source, so a page is as cheap wherever it starts; a job that
-//! moves between two calls may be seen twice or not at all, as with any offset paging.
+//! Every status but `queued` reads one source per shard and merges them (`list_merge.rs`);
+//! queued jobs list queue by queue. A cursor is an offset into each source (one per shard for
+//! a merged list), so a page is as cheap wherever it starts; a job that moves between two calls
+//! may be seen twice or not at all, as with any offset paging.
 
 use super::error::QueueError;
 use super::job::JobStatus;
@@ -30,23 +32,76 @@ const SCAN_WINDOW: usize = 2000;
 pub struct ListCursor {
     offset: u64,
     queue: Option<String>,
+    /// Where a page merged over several shards goes on in each (shards not named are done).
+    pub(super) shards: Vec<(String, u64)>,
 }
 
 impl ListCursor {
     /// Reads a cursor a page returned; `None` when it is not one.
     pub fn parse(text: &str) -> Option<ListCursor> {
+        if text.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Self::parse_shards(text);
+        }
         let (offset, queue) = match text.split_once(':') {
             Some((offset, queue)) if !queue.is_empty() => (offset, Some(queue.to_string())),
             Some(_) => return None,
             None => (text, None),
         };
         let offset = offset.parse().ok().filter(|_| !offset.starts_with('+'))?;
-        Some(ListCursor { offset, queue })
+        Some(ListCursor {
+            offset,
+            queue,
+            shards: Vec::new(),
+        })
+    }
+
+    /// `label.offset,label.offset,...`: a merged page's place in each shard.
+    fn parse_shards(text: &str) -> Option<ListCursor> {
+        let mut shards = Vec::new();
+        for part in text.split(',') {
+            let (label, offset) = part.split_once('.')?;
+            if label.is_empty() || offset.starts_with('+') {
+                return None;
+            }
+            shards.push((label.to_string(), offset.parse().ok()?));
+        }
+        Some(ListCursor {
+            shards,
+            ..Default::default()
+        })
+    }
+
+    /// The cursor of a merged page that goes on at these places.
+    pub(super) fn in_shards(shards: Vec<(String, u64)>) -> ListCursor {
+        ListCursor {
+            shards,
+            ..Default::default()
+        }
+    }
+
+    /// Where a merged page starts in the shard `label`: `None` when the cursor says it is done.
+    /// A cursor of one list (an offset) applies its offset to every shard.
+    pub(super) fn start_in(&self, label: &str) -> Option<u64> {
+        if self.shards.is_empty() {
+            return Some(self.offset);
+        }
+        self.shards
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, o)| *o)
     }
 }
 
 impl std::fmt::Display for ListCursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.shards.is_empty() {
+            let parts: Vec<String> = self
+                .shards
+                .iter()
+                .map(|(l, o)| format!("{l}.{o}"))
+                .collect();
+            return write!(f, "{}", parts.join(","));
+        }
         match &self.queue {
             Some(queue) => write!(f, "{}:{queue}", self.offset),
             None => write!(f, "{}", self.offset),
@@ -104,7 +159,7 @@ impl Queue {
                 base: shard.base().to_string(),
             })
             .collect();
-        self.list_sources(sources, mode, req).await
+        self.list_merged(sources, mode, req).await
     }
 
     /// Queued jobs: each queue's list (in its shard, then in the legacy shard), queues by name.
@@ -189,7 +244,9 @@ impl Queue {
                 offset = 0;
             }
             let left = req.limit - jobs.len();
-            let (next, page) = self.page(source, mode, offset, left, req).await?;
+            let Page {
+                next, jobs: page, ..
+            } = self.page(source, mode, offset, left, req).await?;
             scanned += 1;
             jobs.extend(page);
             let resume = match next {
@@ -203,6 +260,7 @@ impl Queue {
                     next: resume.map(|(offset, queue)| ListCursor {
                         offset,
                         queue: Some(queue),
+                        shards: Vec::new(),
                     }),
                 });
             }
@@ -211,43 +269,59 @@ impl Queue {
     }
 
     /// One call of `summaries.lua`: the next offset (`None` at the end) and the summaries.
-    async fn page(
+    /// One `summaries.lua` call: a page of `source` from `offset` on.
+    pub(super) async fn page(
         &self,
         source: &Source,
         mode: &str,
         offset: u64,
         limit: usize,
         req: &ListRequest,
-    ) -> Result<(Option<u64>, Vec<JobSummary>), QueueError> {
+    ) -> Result<Page, QueueError> {
         let mut conn = self.redis.connection()?;
-        let (next, replies): (i64, Vec<Vec<Option<String>>>) = scripts::SUMMARIES
-            .key(&source.key)
-            .arg(&source.base)
-            .arg(mode)
-            .arg(offset)
-            .arg(limit.max(1))
-            .arg(SCAN_WINDOW.max(limit))
-            .arg(req.status.as_str())
-            .arg(req.queue.as_deref().unwrap_or(""))
-            .arg(req.kind.as_deref().unwrap_or(""))
-            .invoke_async(&mut conn)
-            .await?;
+        let (next, replies, positions): (i64, Vec<Vec<Option<String>>>, Vec<u64>) =
+            scripts::SUMMARIES
+                .key(&source.key)
+                .arg(&source.base)
+                .arg(mode)
+                .arg(offset)
+                .arg(limit.max(1))
+                .arg(SCAN_WINDOW.max(limit))
+                .arg(req.status.as_str())
+                .arg(req.queue.as_deref().unwrap_or(""))
+                .arg(req.kind.as_deref().unwrap_or(""))
+                .invoke_async(&mut conn)
+                .await?;
         let jobs = replies
             .into_iter()
             .map(JobSummary::from_reply)
             .collect::<Result<_, _>>()?;
-        Ok((u64::try_from(next).ok(), jobs))
+        Ok(Page {
+            next: u64::try_from(next).ok(),
+            jobs,
+            positions,
+        })
     }
+}
+
+/// One page of one source.
+pub(super) struct Page {
+    /// Where the next page starts, or `None` at the end of the source.
+    pub(super) next: Option<u64>,
+    /// The page's jobs, in the source's order.
+    pub(super) jobs: Vec<JobSummary>,
+    /// Each job's position in the source.
+    pub(super) positions: Vec<u64>,
 }
 
 /// The legacy shard's name in a cursor.
 const LEGACY: &str = "legacy";
 
 /// One list of ids to page through: its key, its shard's base, and its name in a cursor.
-struct Source {
-    label: String,
-    key: String,
-    base: String,
+pub(super) struct Source {
+    pub(super) label: String,
+    pub(super) key: String,
+    pub(super) base: String,
 }
 
 #[cfg(test)]
@@ -256,10 +330,28 @@ mod tests {
 
     #[test]
     fn cursors_read_back_what_they_write() {
-        for text in ["0", "120", "5:default", "7:a:b"] {
+        for text in [
+            "0",
+            "120",
+            "5:default",
+            "7:a:b",
+            "legacy.3,s1ab.20",
+            "s000.0",
+        ] {
             assert_eq!(ListCursor::parse(text).unwrap().to_string(), text);
         }
-        for bad in ["", "x", "-1", "+3", "3:", "1.5"] {
+        for bad in [
+            "",
+            "x",
+            "-1",
+            "+3",
+            "3:",
+            "1.5",
+            "s1ab",
+            "s1ab.x",
+            "legacy.+1",
+            "s1.2,",
+        ] {
             assert!(ListCursor::parse(bad).is_none(), "{bad}");
         }
     }

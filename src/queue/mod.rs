@@ -115,6 +115,7 @@ mod keys;
 mod lease;
 mod limit_store;
 mod limits;
+mod list_merge;
 mod lists;
 mod manage;
 mod memory;
