@@ -97,8 +97,8 @@
 //! ## Layout
 //! This file holds [`Queue`] itself; its operations are split by caller: `jobs.rs` (the HTTP
 //! API's operations on one job), `lease.rs` (a runner's writes under its lease),
-//! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep, shard by shard)
-//! and `stats.rs` (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads
+//! `fetch.rs` (leasing jobs, shard by shard), `processes.rs` (heartbeat, release and the
+//! maintenance loops' upkeep) and `stats.rs` (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads
 //! their state. `keys.rs` names keys and shards, `ids.rs` makes job ids that carry their shard,
 //! and `shards.rs` keeps what a process knows of the shards (known, lately empty).
 //! `reply.rs` reads script replies as the outcome types.
@@ -108,6 +108,7 @@ mod bulk;
 mod connection;
 mod error;
 mod events;
+mod fetch;
 mod ids;
 mod job;
 mod jobs;
@@ -136,6 +137,7 @@ pub use bulk::{BULK_MAX, BulkEnqueued, BulkItem};
 pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
+pub use fetch::Fetched;
 pub use ids::{new_job_id, shard_of};
 pub use job::{AttemptError, JobRecord, JobStatus};
 pub use jobs::{Cancelled, Enqueued, IDEMPOTENCY_TTL, NewJob, Retried, RunAt};
@@ -150,7 +152,7 @@ pub use lists::{JobPage, ListCursor, ListRequest};
 pub use manage::{BulkRetried, Deleted, RETRY_BATCH};
 pub use memory::RedisMemory;
 pub use overview::{MINUTES_SHOWN, MinuteCount, ProcessInfo};
-pub use processes::{Beat, Fetched, HeldJob, Registration};
+pub use processes::{Beat, HeldJob, Registration};
 pub use schedules::{ScheduleState, Tick, TickOutcome};
 pub use stats::{QUEUES_LISTED, QueueStats, Stats};
 pub use summary::JobSummary;
