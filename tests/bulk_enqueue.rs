@@ -11,7 +11,7 @@ use support::{App, Redis};
 
 fn job_keys(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("KEYS")
-        .arg(support::keys().job("*"))
+        .arg(support::in_every_shard("job:*"))
         .query(conn)
         .expect("KEYS")
 }

@@ -61,7 +61,7 @@ fn a_cancelled_scheduled_job_never_runs() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
     assert_eq!(
-        zscore(&mut conn, &support::keys().scheduled(), &cancelled),
+        zscore(&mut conn, &support::default_shard().scheduled(), &cancelled),
         None
     );
     let (_, queues) = app.get("/queues");
@@ -184,7 +184,10 @@ fn a_job_cancelled_while_it_waits_for_a_retry_is_not_retried() {
     let (status, body) = app.cancel(&id);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled", "{body}");
-    assert_eq!(zscore(&mut conn, &support::keys().retry(), &id), None);
+    assert_eq!(
+        zscore(&mut conn, &support::default_shard().retry(), &id),
+        None
+    );
     let (_, queues) = app.get("/queues");
     assert_eq!(queues["retrying"], 0, "{queues}");
 

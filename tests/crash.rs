@@ -97,6 +97,6 @@ fn two_processes_on_one_redis_never_run_a_job_twice() {
     );
     eprintln!("process a ran {by_a} jobs, process b ran {by_b}");
     assert!(by_a > 0 && by_b > 0, "both processes work");
-    let keys: Vec<String> = conn.keys(support::keys().inflight("*")).unwrap();
+    let keys: Vec<String> = conn.keys(support::in_every_shard("inflight:*")).unwrap();
     assert!(keys.is_empty(), "{keys:?}");
 }

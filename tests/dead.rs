@@ -15,7 +15,7 @@ const QUICK_BACKOFF: [(&str, &str); 2] =
 
 fn dead_ids(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("ZRANGE")
-        .arg(support::keys().dead())
+        .arg(support::default_shard().dead())
         .arg(0)
         .arg(-1)
         .query(conn)

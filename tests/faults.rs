@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use onedyno::queue::shard_number;
 use redis::Commands;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -31,14 +32,20 @@ fn a_job_fetched_into_a_live_process_without_a_runner_is_put_back() {
     // This worker works another queue, so it will not fetch the job on its own.
     let worker = App::start_ready(&redis.url(), &[("QUEUES", "elsewhere")]);
     let process = process_id(&worker);
-    let id = web.enqueue_ok(&json!({"kind": "echo"}));
+    // A queue no process works, in the shard of the worker's queue: the worker registers in
+    // that shard, so its heartbeat walks its in-flight list there.
+    let unserved = (0..)
+        .map(|i| format!("unserved-{i}"))
+        .find(|q| shard_number(q) == shard_number("elsewhere"))
+        .expect("a queue name in the shard");
+    let id = web.enqueue_ok(&json!({"kind": "echo", "queue": unserved}));
 
     // What fetch.lua does, with the reply lost on its way back: the job sits in the live
     // process's in-flight list, running under a lease no runner holds.
     let mut conn = redis.conn();
-    let inflight = support::keys().inflight(&process);
+    let inflight = support::keys().for_queue(&unserved).inflight(&process);
     let moved: Option<String> = redis::cmd("LMOVE")
-        .arg(support::keys().queue("default"))
+        .arg(support::keys().queue(&unserved))
         .arg(&inflight)
         .arg("RIGHT")
         .arg("LEFT")
@@ -66,7 +73,7 @@ fn a_job_fetched_into_a_live_process_without_a_runner_is_put_back() {
     eprintln!("unowned job put back after {:?}", started.elapsed());
     assert!(support::inflight_ids(&mut conn).is_empty());
     assert_eq!(support::job_field(&mut conn, &id, "err_seq"), None);
-    assert_eq!(support::queue_len(&mut conn, "default"), 1);
+    assert_eq!(support::queue_len(&mut conn, &unserved), 1);
     worker.wait_for_log("event=job.unowned_requeued", Duration::from_secs(1));
 }
 

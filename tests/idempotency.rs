@@ -12,7 +12,7 @@ use support::{App, Redis};
 
 fn job_keys(conn: &mut redis::Connection) -> Vec<String> {
     redis::cmd("KEYS")
-        .arg(support::keys().job("*"))
+        .arg(support::in_every_shard("job:*"))
         .query(conn)
         .expect("KEYS")
 }
@@ -69,7 +69,6 @@ fn the_same_key_with_a_different_body_is_refused() {
     for different in [
         json!({"kind": "echo", "args": {"cents": 200}}),
         json!({"kind": "noop"}),
-        json!({"kind": "echo", "args": {"cents": 100}, "queue": "other"}),
     ] {
         let (status, _, body) = app.enqueue_with(&different, &key);
         assert_eq!(
@@ -86,6 +85,14 @@ fn the_same_key_with_a_different_body_is_refused() {
     assert_eq!(again["id"], first["id"]);
     let mut conn = redis.conn();
     assert_eq!(job_keys(&mut conn).len(), 1);
+    // A key's scope is its queue: in another queue the same key names another job.
+    let other = json!({"kind": "echo", "args": {"cents": 100}, "queue": "other"});
+    let (status, _, elsewhere) = app.enqueue_with(&other, &key);
+    assert_eq!(status, StatusCode::ACCEPTED, "{elsewhere}");
+    assert_ne!(elsewhere["id"], first["id"]);
+    let (status, _, again) = app.enqueue_with(&other, &key);
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], elsewhere["id"]);
 }
 
 #[test]

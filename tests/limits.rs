@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use redis::Commands;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::*;
@@ -137,7 +138,7 @@ fn finished_jobs_are_bounded_by_count() {
         StatusCode::NOT_FOUND
     );
     let listed: u64 = redis::cmd("LLEN")
-        .arg(support::keys().finished())
+        .arg(support::default_shard().finished())
         .query(&mut conn)
         .unwrap();
     assert_eq!(listed, 10);
@@ -161,7 +162,7 @@ fn a_retried_job_is_never_deleted_by_the_count_bound() {
     }
     assert_eq!(app.job(&parked)["status"], "queued");
     let listed: Vec<String> = redis::cmd("LRANGE")
-        .arg(support::keys().finished())
+        .arg(support::default_shard().finished())
         .arg(0)
         .arg(-1)
         .query(&mut redis.conn())
@@ -223,10 +224,12 @@ fn queue_names_are_listed_up_to_a_bound_and_unused_ones_drop_out() {
         (queues["queues"].as_array()?.len() == 1 && queues["queues_omitted"] == 0).then_some(())
     });
     assert!(pruned.is_some(), "{}", app.get("/queues").1);
-    let known: u64 = redis::cmd("SCARD")
-        .arg(support::keys().queues())
-        .query(&mut redis.conn())
-        .unwrap();
+    let mut conn = redis.conn();
+    let sets: Vec<String> = conn.keys(support::in_every_shard("queues")).unwrap();
+    let known: u64 = sets
+        .iter()
+        .map(|set| conn.scard::<_, u64>(set).unwrap())
+        .sum();
     assert!(known <= 1, "{known} names left");
     // A name comes back with its next job.
     app.enqueue_ok(&json!({"kind": "noop", "queue": "q007", "delay": 60}));

@@ -1,5 +1,7 @@
-//! Job records written by an earlier release (long field names and an `id` field) still read,
-//! run and finish: a script renames their fields in place the first time it touches them.
+//! Job records written by an earlier release (long field names and an `id` field, a UUIDv7 id,
+//! every key under the deployment's one tag `{prefix}`) still read, run and finish in place:
+//! the legacy shard is served like any other, and a script renames a record's fields the first
+//! time it touches it.
 
 mod support;
 
@@ -39,10 +41,10 @@ fn a_queued_record_of_the_old_format_runs_and_is_renamed() {
     let id = "01900000-0000-7000-8000-000000000001";
     write_old_record(&mut conn, id, "queued");
     let _: () = conn
-        .lpush(support::keys().queue("default"), id)
+        .lpush(support::keys().legacy().queue("default"), id)
         .expect("LPUSH");
     let _: () = conn
-        .sadd(support::keys().queues(), "default")
+        .sadd(support::keys().legacy().queues(), "default")
         .expect("SADD");
 
     let app = App::start_ready(&redis.url(), &[]);
@@ -83,7 +85,7 @@ fn write_old_dead(conn: &mut redis::Connection, id: &str) {
         )
         .expect("HSET");
     let _: () = conn
-        .zadd(support::keys().dead(), id, 1796000000500_i64)
+        .zadd(support::keys().legacy().dead(), id, 1796000000500_i64)
         .expect("ZADD");
 }
 

@@ -114,7 +114,7 @@ fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passe
         app.log_lines("status=succeeded").len()
     );
     let drained = support::eventually(Duration::from_secs(5), || {
-        keys(&mut conn, &support::keys().job("*"))
+        keys(&mut conn, &support::in_every_shard("job:*"))
             .is_empty()
             .then_some(())
     });
@@ -122,7 +122,7 @@ fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passe
     assert!(
         drained.is_some(),
         "{} job records left after their retention; keys: {:?}",
-        keys(&mut conn, &support::keys().job("*")).len(),
+        keys(&mut conn, &support::in_every_shard("job:*")).len(),
         left.iter().take(10).collect::<Vec<_>>()
     );
     // DBSIZE also counts expired keys Redis has not evicted yet; its active expiry gets to them.
@@ -130,15 +130,20 @@ fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passe
         |conn: &mut redis::Connection| -> i64 { redis::cmd("DBSIZE").query(conn).expect("DBSIZE") };
     let size = support::eventually(Duration::from_secs(5), || {
         let size = dbsize(&mut conn);
-        (size <= 6).then_some(size)
+        (size <= 9).then_some(size)
     })
     .unwrap_or_else(|| dbsize(&mut conn));
     eprintln!("DBSIZE {before} before 200 jobs, {size} after they expired: {left:?}");
-    // Only the constant keys remain: the known queues, the processes and this one's heartbeat,
-    // and the per-minute counters (one per minute, each expiring after 65 minutes).
+    // Only the constant keys remain: the known shards; in the legacy shard and in the default
+    // queue's, the processes and this one's registration; the default queue's shard's queue
+    // names and per-minute counters (one per minute, each expiring after 65 minutes).
+    let shard = support::default_shard();
     let constant = |k: &str| {
-        k.starts_with(&format!("{}minute:", support::keys().base()))
-            || k == support::keys().queues()
+        k.starts_with(&format!("{}minute:", shard.base()))
+            || k == support::keys().shards()
+            || k == shard.queues()
+            || k == shard.processes()
+            || k.starts_with(&shard.heartbeat(""))
             || k == support::keys().processes()
             || k.starts_with(&support::keys().heartbeat(""))
     };
@@ -146,5 +151,5 @@ fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passe
         left.iter().all(|k| constant(k)),
         "unexpected keys: {left:?}"
     );
-    assert!(size <= 6, "DBSIZE {size}: {left:?}");
+    assert!(size <= 9, "DBSIZE {size}: {left:?}");
 }

@@ -26,7 +26,7 @@ struct Fired {
 /// The jobs `schedule` enqueued, by tick.
 fn fired(conn: &mut redis::Connection, schedule: &str) -> Vec<Fired> {
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(support::keys().job("*"))
+        .arg(support::in_every_shard("job:*"))
         .query(conn)
         .expect("KEYS");
     let mut jobs: Vec<Fired> = keys

@@ -13,7 +13,7 @@ use support::{App, Redis, SIGTERM};
 fn no_inflight_and_no_processes(redis: &Redis) {
     let mut conn = redis.conn();
     assert!(support::inflight_ids(&mut conn).is_empty());
-    let keys: Vec<String> = conn.keys(support::keys().inflight("*")).unwrap();
+    let keys: Vec<String> = conn.keys(support::in_every_shard("inflight:*")).unwrap();
     assert!(keys.is_empty(), "{keys:?}");
     let processes: Vec<String> = conn.smembers(support::keys().processes()).unwrap();
     assert!(processes.is_empty(), "still registered: {processes:?}");

@@ -20,8 +20,18 @@ fn from_ms(ms: Option<i64>) -> Option<DateTime<Utc>> {
 /// `last_run_at`, `last_job_id` and `last_status` are null until a tick fired, and
 /// `last_status` is null again once that job's record has expired.
 pub(super) async fn schedules(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let names: Vec<&str> = state.schedules.iter().map(|s| s.name()).collect();
-    let stored = state.queue.schedule_states(&names).await?;
+    let queues: Vec<String> = state
+        .schedules
+        .iter()
+        .map(|s| crate::schedule::job_queue(s, &state.registry))
+        .collect();
+    let named: Vec<(&str, &str)> = state
+        .schedules
+        .iter()
+        .zip(&queues)
+        .map(|(s, q)| (s.name(), q.as_str()))
+        .collect();
+    let stored = state.queue.schedule_states(&named).await?;
     let now = Utc::now();
     let list: Vec<Value> = state
         .schedules

@@ -49,7 +49,7 @@ impl SharedLimits {
         let holder = self.holder(&job.id);
         let wait = match self
             .queue
-            .limit_acquire(Some(&job.id), &holder, hold, &checks)
+            .limit_acquire(Some(lease), &holder, hold, &checks)
             .await
         {
             Ok(LimitVerdict::Taken | LimitVerdict::Booked { .. }) => {

@@ -80,9 +80,11 @@ async fn run(queue: Queue, mut rx: mpsc::Receiver<Pending>) {
 /// Runs `ack_many.lua`; `None` when the call failed or its reply does not fit.
 async fn write(queue: &Queue, inflight: &str, acks: &[Pending]) -> Option<Vec<bool>> {
     let mut conn = queue.redis.connection().ok()?;
+    // One in-flight list is in one shard, with every job it holds.
+    let shard = queue.keys.for_job(&acks.first()?.id);
     let mut call = scripts::ACK_MANY.prepare_invoke();
     call.key(inflight)
-        .arg(queue.keys.base())
+        .arg(shard.base())
         .arg(ms(queue.retention.job))
         .arg(queue.retention.job_max);
     for ack in acks {

@@ -5,6 +5,7 @@ use redis::{FromRedisValue, ParsingError, Value};
 use super::error::QueueError;
 use super::job::JobStatus;
 use super::jobs::{IDEMPOTENCY_TTL, NewJob, RunAt};
+use super::keys::Shard;
 use super::reply::{parse, tagged, unexpected};
 use super::{Queue, ms, scripts};
 
@@ -64,29 +65,78 @@ impl FromRedisValue for BulkEnqueued {
 }
 
 impl Queue {
-    /// Stores `jobs` (at most [`BULK_MAX`]) all or none, in one script call.
+    /// Stores a batch of jobs (see [`BulkEnqueued`]). Jobs whose queues share a shard are
+    /// stored by one call, all or none; a batch over several shards is first checked shard by
+    /// shard (nothing written), then written shard by shard, so a reused key refuses the whole
+    /// batch unless another request races it between the two passes.
     pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<BulkEnqueued, QueueError> {
+        let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        self.announce(&queues).await?;
+        let groups = self.bulk_groups(jobs);
+        if groups.len() > 1 {
+            for (shard, group) in &groups {
+                if let BulkEnqueued::KeyReused(i) = self.bulk_call(shard, group, true).await? {
+                    return Ok(BulkEnqueued::KeyReused(group[i].0));
+                }
+            }
+        }
+        let mut items: Vec<(usize, BulkItem)> = Vec::new();
+        for (shard, group) in &groups {
+            match self.bulk_call(shard, group, false).await? {
+                BulkEnqueued::KeyReused(i) => return Ok(BulkEnqueued::KeyReused(group[i].0)),
+                BulkEnqueued::Stored(stored) => {
+                    items.extend(group.iter().map(|(i, _)| *i).zip(stored));
+                }
+            }
+        }
+        items.sort_by_key(|(i, _)| *i);
+        Ok(BulkEnqueued::Stored(
+            items.into_iter().map(|(_, item)| item).collect(),
+        ))
+    }
+
+    /// The batch's jobs, with their places in it, grouped by shard in first-seen order.
+    fn bulk_groups(&self, jobs: Vec<NewJob>) -> Vec<(Shard, Vec<(usize, NewJob)>)> {
+        let mut groups: Vec<(Shard, Vec<(usize, NewJob)>)> = Vec::new();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let shard = self.keys.for_queue(&job.queue);
+            match groups.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, group)) => group.push((i, job)),
+                None => groups.push((shard, vec![(i, job)])),
+            }
+        }
+        groups
+    }
+
+    /// One `enqueue_bulk.lua` call for the jobs of one shard (`check`: read and check only).
+    async fn bulk_call(
+        &self,
+        shard: &Shard,
+        jobs: &[(usize, NewJob)],
+        check: bool,
+    ) -> Result<BulkEnqueued, QueueError> {
         let mut conn = self.redis.connection()?;
         let mut call = scripts::ENQUEUE_BULK.prepare_invoke();
-        call.key(self.keys.scheduled())
-            .key(self.keys.queues())
-            .arg(self.keys.base())
+        call.key(shard.scheduled())
+            .key(shard.queues())
+            .arg(shard.base())
             .arg(ms(IDEMPOTENCY_TTL))
-            .arg(jobs.len());
+            .arg(jobs.len())
+            .arg(if check { "check" } else { "write" });
         let mut requests = Vec::new();
-        for job in jobs {
+        for (_, job) in jobs {
             let (delay, run_at) = match job.when {
                 RunAt::Now => (String::new(), String::new()),
                 RunAt::After(d) => (ms(d).to_string(), String::new()),
                 RunAt::At(at) => (String::new(), at.to_string()),
             };
-            let (idem_key, fingerprint) = match job.idempotency {
-                Some((key, fingerprint)) => (key, Some(fingerprint)),
-                None => (String::new(), None),
+            let (idem_key, fingerprint) = match &job.idempotency {
+                Some((key, fingerprint)) => (key.as_str(), Some(fingerprint)),
+                None => ("", None),
             };
-            call.arg(job.id)
-                .arg(job.kind)
-                .arg(job.queue)
+            call.arg(&job.id)
+                .arg(&job.kind)
+                .arg(&job.queue)
                 .arg(serde_json::to_string(&job.args)?)
                 .arg(job.max_attempts)
                 .arg(job.timeout.map(|t| ms(t).to_string()).unwrap_or_default())

@@ -17,7 +17,7 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// A job to store.
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    /// Its id (UUIDv7).
+    /// Its id ([`Queue::job_id_for`] its queue: the id names the queue's shard).
     pub id: String,
     /// The handler's name.
     pub kind: String,
@@ -129,10 +129,17 @@ impl Queue {
         };
         let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
         let args = serde_json::to_string(&job.args)?;
+        let shard = self.keys.for_queue(&job.queue);
+        debug_assert_eq!(
+            self.keys.for_job(&job.id),
+            shard,
+            "a job id names its queue's shard"
+        );
+        self.announce(&[&job.queue]).await?;
         let reply: Value = scripts::ENQUEUE
-            .key(self.keys.scheduled())
-            .key(self.keys.queues())
-            .arg(self.keys.base())
+            .key(shard.scheduled())
+            .key(shard.queues())
+            .arg(shard.base())
             .arg(&job.id)
             .arg(&job.kind)
             .arg(&job.queue)
@@ -167,11 +174,12 @@ impl Queue {
     /// Cancels a job (see [`Cancelled`]).
     pub async fn cancel(&self, id: &str) -> Result<Cancelled, QueueError> {
         let mut conn = self.redis.connection()?;
+        let shard = self.keys.for_job(id);
         let reply: Value = scripts::CANCEL
-            .key(self.keys.job(id))
-            .key(self.keys.scheduled())
-            .key(self.keys.retry())
-            .arg(self.keys.base())
+            .key(shard.job(id))
+            .key(shard.scheduled())
+            .key(shard.retry())
+            .arg(shard.base())
             .arg(ms(self.retention.job))
             .arg(self.retention.job_max)
             .invoke_async(&mut conn)
@@ -182,10 +190,11 @@ impl Queue {
     /// Queues a dead or cancelled job again (see [`Retried`]).
     pub async fn retry(&self, id: &str) -> Result<Retried, QueueError> {
         let mut conn = self.redis.connection()?;
+        let shard = self.keys.for_job(id);
         let reply: Value = scripts::RETRY
-            .key(self.keys.job(id))
-            .key(self.keys.dead())
-            .arg(self.keys.base())
+            .key(shard.job(id))
+            .key(shard.dead())
+            .arg(shard.base())
             .invoke_async(&mut conn)
             .await?;
         parse("retry", reply)

@@ -157,10 +157,11 @@ impl Lease {
             return Ok(applied);
         }
         let mut conn = q.redis.connection()?;
+        let shard = q.keys.for_job(&self.job.id);
         let applied: i64 = scripts::ACK
-            .key(q.keys.job(&self.job.id))
+            .key(shard.job(&self.job.id))
             .key(&self.inflight)
-            .arg(q.keys.base())
+            .arg(shard.base())
             .arg(&self.token)
             .arg(result)
             .arg(ms(q.retention.job))
@@ -179,12 +180,13 @@ impl Lease {
             NextAttempt::RetryAfter(d) => ("retry", ms(d)),
             NextAttempt::Never => ("dead", 0),
         };
+        let shard = q.keys.for_job(&self.job.id);
         let reply: Value = scripts::FAIL
-            .key(q.keys.job(&self.job.id))
+            .key(shard.job(&self.job.id))
             .key(&self.inflight)
-            .key(q.keys.retry())
-            .key(q.keys.dead())
-            .arg(q.keys.base())
+            .key(shard.retry())
+            .key(shard.dead())
+            .arg(shard.base())
             .arg(&self.token)
             .arg(truncate(message, ERROR_MAX_BYTES).as_ref())
             .arg(mode)
@@ -221,12 +223,21 @@ impl Lease {
     /// Saves progress or a checkpoint (JSON text, within its limit: see [`StateField::max_bytes`]).
     /// Returns false when the lease was lost.
     pub async fn save(&self, field: StateField, value: &str) -> Result<bool, QueueError> {
+        self.save_field(field.name(), value).await
+    }
+
+    /// Writes when the job really started (Redis's clock, ms), if the lease still holds it.
+    pub(crate) async fn save_started(&self, at_ms: i64) -> Result<bool, QueueError> {
+        self.save_field("t", &at_ms.to_string()).await
+    }
+
+    async fn save_field(&self, field: &str, value: &str) -> Result<bool, QueueError> {
         let q = &self.queue;
         let mut conn = q.redis.connection()?;
         let applied: i64 = scripts::SAVE_STATE
             .key(q.keys.job(&self.job.id))
             .arg(&self.token)
-            .arg(field.name())
+            .arg(field)
             .arg(value)
             .invoke_async(&mut conn)
             .await?;
@@ -243,10 +254,11 @@ impl Queue {
         inflight: &str,
     ) -> Result<RequeueOutcome, QueueError> {
         let mut conn = self.redis.connection()?;
+        let shard = self.keys.for_job(id);
         let reply: Value = scripts::REQUEUE
-            .key(self.keys.job(id))
+            .key(shard.job(id))
             .key(inflight)
-            .arg(self.keys.base())
+            .arg(shard.base())
             .arg(lease)
             .arg(ms(self.retention.job))
             .arg(self.retention.job_max)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use redis::{FromRedisValue, ParsingError, Value};
 
 use super::error::QueueError;
+use super::lease::Lease;
 use super::reply::{parse, unexpected};
 use super::{Queue, ms, scripts};
 
@@ -144,24 +145,25 @@ impl FromRedisValue for LimitState {
 }
 
 impl Queue {
-    /// Decides `checks` at once for `holder`: for a fetched job (`job: Some(id)`) a rate wait
-    /// books its slot and refuses it; for a waiting handler (`None`) it books and takes.
+    /// Decides `checks` at once for `holder`: for a fetched job (`job: Some(lease)`) a rate
+    /// wait books its slot and refuses it, and a start is written to the job as its
+    /// `started_at`; for a waiting handler (`None`) it books and takes.
     /// A concurrency slot taken lives at most `hold` unless given back.
     pub async fn limit_acquire(
         &self,
-        job: Option<&str>,
+        job: Option<&Lease>,
         holder: &str,
         hold: Duration,
         checks: &[LimitCheck],
     ) -> Result<LimitVerdict, QueueError> {
         let mut conn = self.redis.connection()?;
         let pauses = self.keys.limit_pauses();
-        let (job_key, mode) = match job {
-            Some(id) => (self.keys.job(id), "job"),
+        let (ticket_key, mode) = match job {
+            Some(lease) => (self.keys.limit_ticket(&lease.job().id), "job"),
             None => (pauses.clone(), "wait"),
         };
         let mut call = scripts::LIMIT_ACQUIRE.key(&pauses);
-        call.key(job_key)
+        call.key(ticket_key)
             .arg(self.keys.base())
             .arg(mode)
             .arg(holder)
@@ -172,7 +174,27 @@ impl Queue {
                 .arg(check.concurrency);
         }
         let reply: Value = call.invoke_async(&mut conn).await?;
-        parse("limit_acquire", reply)
+        let started_at = match &reply {
+            Value::Array(parts) => parts.get(1).cloned(),
+            _ => None,
+        };
+        let verdict: LimitVerdict = parse("limit_acquire", reply)?;
+        if let (Some(lease), LimitVerdict::Taken, Some(now)) = (job, &verdict, started_at) {
+            // The job's record is in its own shard, apart from the limit keys: its start is
+            // written under its lease in a second step (a lost lease writes nothing). The slots
+            // are taken by now, so a failed write only leaves the fetch's start time in place.
+            let saved = match i64::from_redis_value(now) {
+                Ok(now) => lease.save_started(now).await.map(|_| ()),
+                Err(e) => Err(QueueError::UnexpectedReply {
+                    script: "limit_acquire",
+                    reply: e.to_string(),
+                }),
+            };
+            if let Err(e) = saved {
+                tracing::warn!(event = "job.start_not_saved", job_id = %lease.job().id, error = %e);
+            }
+        }
+        Ok(verdict)
     }
 
     /// Gives back `holder`'s concurrency slots under `keys`.
@@ -211,11 +233,12 @@ impl Queue {
         started: bool,
     ) -> Result<DeferOutcome, QueueError> {
         let mut conn = self.redis.connection()?;
+        let shard = self.keys.for_job(id);
         let reply: Value = scripts::DEFER
-            .key(self.keys.job(id))
+            .key(shard.job(id))
             .key(inflight)
-            .key(self.keys.scheduled())
-            .arg(self.keys.base())
+            .key(shard.scheduled())
+            .arg(shard.base())
             .arg(lease)
             .arg(ms(delay))
             .arg(ms(self.retention.job))

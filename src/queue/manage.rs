@@ -5,6 +5,7 @@ use redis::{FromRedisValue, ParsingError, Value};
 
 use super::error::QueueError;
 use super::job::JobStatus;
+use super::keys::Shard;
 use super::reply::{parse, unexpected};
 use super::{Queue, scripts};
 
@@ -51,10 +52,11 @@ impl Queue {
     /// Deletes a dead job (see [`Deleted`]).
     pub async fn delete_dead(&self, id: &str) -> Result<Deleted, QueueError> {
         let mut conn = self.redis.connection()?;
+        let shard = self.keys.for_job(id);
         let reply: Value = scripts::DELETE
-            .key(self.keys.job(id))
-            .key(self.keys.dead())
-            .arg(self.keys.base())
+            .key(shard.job(id))
+            .key(shard.dead())
+            .arg(shard.base())
             .invoke_async(&mut conn)
             .await?;
         parse("delete", reply)
@@ -67,17 +69,44 @@ impl Queue {
         queue: Option<&str>,
         kind: Option<&str>,
     ) -> Result<BulkRetried, QueueError> {
+        // With a queue, only its shard (and the legacy shard) can hold its jobs.
+        let shards = match queue {
+            Some(name) => vec![self.keys.legacy().clone(), self.keys.for_queue(name)],
+            None => self.known_shards(&[]).await?,
+        };
+        let mut total = BulkRetried {
+            retried: 0,
+            remaining: 0,
+        };
+        for shard in shards {
+            let most = RETRY_BATCH as u64 - total.retried;
+            if most == 0 {
+                total.remaining += self.dead_count(&shard).await?;
+                continue;
+            }
+            let mut conn = self.redis.connection()?;
+            let (retried, remaining): (u64, u64) = scripts::RETRY_DEAD
+                .key(shard.dead())
+                .arg(shard.base())
+                .arg(most)
+                .arg(RETRY_SCAN)
+                .arg(queue.unwrap_or(""))
+                .arg(kind.unwrap_or(""))
+                .invoke_async(&mut conn)
+                .await?;
+            total.retried += retried;
+            total.remaining += remaining;
+        }
+        Ok(total)
+    }
+
+    /// How many ids a shard's dead set holds (each may match: a bound on what is left).
+    async fn dead_count(&self, shard: &Shard) -> Result<u64, QueueError> {
         let mut conn = self.redis.connection()?;
-        let (retried, remaining): (u64, u64) = scripts::RETRY_DEAD
-            .key(self.keys.dead())
-            .arg(self.keys.base())
-            .arg(RETRY_BATCH)
-            .arg(RETRY_SCAN)
-            .arg(queue.unwrap_or(""))
-            .arg(kind.unwrap_or(""))
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(BulkRetried { retried, remaining })
+        Ok(redis::cmd("ZCARD")
+            .arg(shard.dead())
+            .query_async(&mut conn)
+            .await?)
     }
 }
 

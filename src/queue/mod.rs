@@ -1,35 +1,57 @@
 //! Queue storage: the only code that knows Redis keys.
 //!
 //! # Data model
-//! Every key starts with `{prefix}:` (a hash tag: one Redis Cluster slot for all of them).
+//! Keys live in shards (see `keys.rs` and the README's "Key layout and Redis Cluster"): a
+//! queue's keys start with its shard's hash tag `{prefix:sXXX}:` (`XXX`: FNV-1a of the queue's
+//! name mod 4096, hex), what is not per job with the deployment's `{prefix}:`. A job id (UUIDv8
+//! laid out like v7) carries its queue's shard, so its record's key follows from the id.
+//!
+//! Per shard:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `job:{id}` | hash | the record, one field each (see [The job hash](#the-job-hash)); JSON values as text |
 //! | `queue:{name}` | list | ids ready to run; new ones are pushed on the left, workers take from the right, an interrupted job goes back on the right (first); a cancelled job's id stays until a fetch skips it |
-//! | `queues` | set | queue names with waiting jobs or a live process working them (for `GET /queues`; others are pruned) |
+//! | `queues` | set | the shard's queue names with waiting jobs or a live process working them (for `GET /queues`; others are pruned) |
 //! | `inflight:{process}` | list | ids a process holds; a job is always in exactly one queue or one in-flight list |
-//! | `process:{process}` | string, TTL | the process's heartbeat; its expiry means the process is gone |
-//! | `processes` | set | registered processes, which the reaper walks |
+//! | `process:{process}` | string, TTL | the process's registration in the shard (its heartbeat's info and TTL); its expiry means the process is gone |
+//! | `processes` | set | processes registered in the shard, which the shard's reaper walks |
 //! | `scheduled` | zset | delayed jobs by due time (ms) |
 //! | `retry` | zset | failed jobs by the time of their next attempt |
 //! | `dead` | zset | dead jobs by time of death, trimmed by age and count |
 //! | `finished` | list | succeeded and cancelled job ids, newest first, at most `JOB_RETENTION_MAX`: a job pushed out is deleted |
 //! | `done:cancelled` | zset | cancelled ids by finish time, for their list (succeeded jobs list from `finished`); a running job is listed when it is cancelled, before its owner finishes it; an id leaves it when it leaves `finished` or passes its retention |
 //! | `minute:{n}` | hash, TTL 65 min | attempts finished (`processed`) and failed (`failed`) in minute `n` since the epoch |
-//! | `idem:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created |
+//! | `idem:{queue}:{key}` | string, TTL 24 h | the id of the job an `Idempotency-Key` created (a key's scope is its queue) |
+//! | `schedule:{name}` | hash | a periodic job enqueueing to one of the shard's queues: `signature` and `since` (when it was first seen with that pattern), `tick` (the latest tick handled: fired, skipped or missed), `last_tick last_run_at last_job_id` of the last one that fired |
+//!
+//! The deployment's (`{prefix}:`):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `shards` | set | numbers of the shards that may hold keys (listings and maintenance walk them) |
+//! | `process:{process}` | string, TTL | the process's heartbeat, with its info (`GET /processes`) |
+//! | `processes` | set | registered processes |
 //! | `health` | string, TTL 10 s | written by `/health` to learn whether Redis takes writes |
-//! | `schedule:{name}` | hash | a periodic job: `signature` and `since` (when it was first seen with that pattern), `tick` (the latest tick handled: fired, skipped or missed), `last_tick last_run_at last_job_id` of the last one that fired |
 //! | `limit_pauses` | zset | shared limit keys paused by a throttling service, by the ms the pause ends |
 //! | `limit:rate:{key}` | string, TTL | a shared limit's next start (GCRA), expiring once it is past |
 //! | `limit:running:{key}` | zset | a concurrency limit's holders (`{process}\|{job id}`) by expiry |
+//! | `limit:ticket:{id}` | string, TTL | the rate-limit turn booked for a job waiting behind a shared limit |
 //!
-//! Pub/sub channels `wake` (a push found a queue's list empty: see `wake` in `prelude.lua`) and `cancel` (a running job was cancelled)
-//! carry hints only: every process also polls, so a lost message delays work but never loses it.
+//! `{prefix}:` is also the legacy shard: releases before shards kept every key of the per-shard
+//! table under it (with UUIDv7 ids), and it is served like any shard, so what they left runs in
+//! place. Its `process:` and `processes` are the deployment's: every process registers there.
 //!
-//! All keys share the deployment's hash tag, so they live in one Redis Cluster slot: that is
-//! why a script may touch keys it is not passed in KEYS (a job's hash, another queue's list)
-//! and still run atomically. The scripts spell every key name once, in `scripts/prelude.lua`.
+//! Pub/sub channels `{prefix}:wake` (a push found a queue's list empty: see `wake` in
+//! `prelude.lua`; the message names the queue, so a process knows which shard to fetch from) and
+//! `{prefix}:cancel` (a running job was cancelled) carry hints only: every process also polls, so
+//! a lost message delays work but never loses it.
+//!
+//! A script is passed its shard's base and touches keys of that shard only (one Redis Cluster
+//! slot), which is why it may touch keys it is not passed in KEYS (a job's hash, another queue's
+//! list of the same shard) and still run atomically; `KEYS[1]` is always a key of the shard, so a
+//! cluster client routes the call. The scripts spell every key name once, in
+//! `scripts/prelude.lua`.
 //!
 //! ## The job hash
 //! The hot fields have one-letter names, so a record stays a small listpack (see
@@ -68,8 +90,6 @@
 //!   request that came with it, so a repeated key tells the same request from a different one
 //!   and a finished job lives at least as long as its key.
 //! - `schedule` and `schedule_tick`: the periodic job and the tick (ms) that enqueued it, if any.
-//! - `limit_ticket`: the ms of the rate-limit turn booked for a job waiting behind a shared limit
-//!   (`limit_acquire.lua`); its next start uses the turn instead of booking another.
 //! - `run_at enqueued_at started_at finished_at`: times in ms since the epoch, read from Redis's
 //!   clock.
 //!
@@ -80,8 +100,10 @@
 //! ## Layout
 //! This file holds [`Queue`] itself; its operations are split by caller: `jobs.rs` (the HTTP
 //! API's operations on one job), `lease.rs` (a runner's writes under its lease),
-//! `processes.rs` (fetch, heartbeat, release and the maintenance loops' upkeep) and `stats.rs`
-//! (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads their state.
+//! `fetch.rs` (leasing jobs, shard by shard), `processes.rs` (heartbeat, release and the
+//! maintenance loops' upkeep) and `stats.rs` (snapshots and health); `schedules.rs` fires periodic jobs' ticks and reads
+//! their state. `keys.rs` names keys and shards, `ids.rs` makes job ids that carry their shard,
+//! and `shards.rs` keeps what a process knows of the shards (known, lately empty).
 //! `reply.rs` reads script replies as the outcome types.
 
 mod ack_batch;
@@ -89,12 +111,15 @@ mod bulk;
 mod connection;
 mod error;
 mod events;
+mod fetch;
+mod ids;
 mod job;
 mod jobs;
 mod keys;
 mod lease;
 mod limit_store;
 mod limits;
+mod list_merge;
 mod lists;
 mod manage;
 mod memory;
@@ -103,6 +128,7 @@ mod processes;
 mod reply;
 mod schedules;
 mod scripts;
+mod shards;
 pub mod spec;
 mod stats;
 mod summary;
@@ -114,9 +140,11 @@ pub use bulk::{BULK_MAX, BulkEnqueued, BulkItem};
 pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
+pub use fetch::Fetched;
+pub use ids::{new_job_id, shard_of};
 pub use job::{AttemptError, JobRecord, JobStatus};
 pub use jobs::{Cancelled, Enqueued, IDEMPOTENCY_TTL, NewJob, Retried, RunAt};
-pub use keys::Keys;
+pub use keys::{Keys, SHARDS, Shard, shard_number};
 pub use lease::{FailOutcome, Lease, NextAttempt, RequeueOutcome, StateField};
 pub use limit_store::{DeferOutcome, LimitCheck, LimitState, LimitVerdict, Refusal};
 pub use limits::{
@@ -127,7 +155,7 @@ pub use lists::{JobPage, ListCursor, ListRequest};
 pub use manage::{BulkRetried, Deleted, RETRY_BATCH};
 pub use memory::RedisMemory;
 pub use overview::{MINUTES_SHOWN, MinuteCount, ProcessInfo};
-pub use processes::{Beat, Fetched, HeldJob, Registration};
+pub use processes::{Beat, HeldJob, Registration};
 pub use schedules::{ScheduleState, Tick, TickOutcome};
 pub use stats::{QUEUES_LISTED, QueueStats, Stats};
 pub use summary::JobSummary;
@@ -153,6 +181,8 @@ pub struct Queue {
     retention: Arc<Retention>,
     /// Runners' acks on their way to Redis together (see `ack_batch.rs`).
     acks: ack_batch::AckSender,
+    /// Shards announced in the known-shards set, and those a fetch found empty lately.
+    shards: Arc<shards::ShardBook>,
 }
 
 /// A duration as the whole milliseconds scripts take.
@@ -168,7 +198,18 @@ impl Queue {
             keys: Keys::new(prefix),
             retention: Arc::new(retention),
             acks: Default::default(),
+            shards: Default::default(),
         }
+    }
+
+    /// The key names (for tests and tools that look into Redis).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A new job id for a job sent to `queue`: it names the queue's shard (see `ids.rs`).
+    pub fn job_id_for(queue: &str) -> String {
+        new_job_id(shard_number(queue))
     }
 
     /// The Redis handle (for health checks and the connection task).

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::error::QueueError;
+use super::keys::Shard;
 use super::{Queue, scripts};
 
 /// How many minutes `GET /stats/minutes` shows (the counters live a little longer).
@@ -83,31 +84,78 @@ pub struct MinuteCount {
 }
 
 impl Queue {
-    /// Every live worker process, by id.
+    /// Every live registered process, by id. Its info and heartbeat come from the legacy shard
+    /// (every process registers there); its jobs in flight are counted in every known shard.
     pub async fn processes(&self) -> Result<Vec<ProcessInfo>, QueueError> {
-        let mut conn = self.redis.connection()?;
-        let (now, rows): (i64, Vec<(String, String, i64, u64)>) = scripts::PROCESSES
-            .key(self.keys.processes())
-            .arg(self.keys.base())
-            .invoke_async(&mut conn)
-            .await?;
-        let mut list: Vec<ProcessInfo> = rows
-            .into_iter()
-            .map(|row| ProcessInfo::from_reply(now, row))
-            .collect();
+        let mut list: Vec<ProcessInfo> = Vec::new();
+        let mut busy_elsewhere: Vec<(String, u64)> = Vec::new();
+        for shard in self.known_shards(&[]).await? {
+            let (now, rows) = self.shard_processes(&shard).await?;
+            if shard == *self.keys.legacy() {
+                list = rows
+                    .into_iter()
+                    .map(|row| ProcessInfo::from_reply(now, row))
+                    .collect();
+            } else {
+                busy_elsewhere.extend(rows.into_iter().map(|(id, _, _, busy)| (id, busy)));
+            }
+        }
+        for (id, busy) in busy_elsewhere {
+            if let Some(p) = list.iter_mut().find(|p| p.id == id) {
+                p.busy += busy;
+            }
+        }
         list.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(list)
     }
 
-    /// The last [`MINUTES_SHOWN`] minutes' counts, oldest first.
-    pub async fn minute_counts(&self) -> Result<Vec<MinuteCount>, QueueError> {
+    /// `processes.lua` on one shard: `(now, rows)`.
+    async fn shard_processes(&self, shard: &Shard) -> Result<ProcessRows, QueueError> {
         let mut conn = self.redis.connection()?;
-        let flat: Vec<i64> = scripts::MINUTES
-            .arg(self.keys.base())
-            .arg(MINUTES_SHOWN)
+        Ok(scripts::PROCESSES
+            .key(shard.processes())
+            .arg(shard.base())
             .invoke_async(&mut conn)
-            .await?;
-        Ok(minutes(&flat))
+            .await?)
+    }
+
+    /// The last [`MINUTES_SHOWN`] minutes' counts, oldest first, summed over every known shard.
+    pub async fn minute_counts(&self) -> Result<Vec<MinuteCount>, QueueError> {
+        let mut sum: Vec<i64> = Vec::new();
+        for shard in self.known_shards(&[]).await? {
+            let mut conn = self.redis.connection()?;
+            let flat: Vec<i64> = scripts::MINUTES
+                .key(shard.queues())
+                .arg(shard.base())
+                .arg(MINUTES_SHOWN)
+                .invoke_async(&mut conn)
+                .await?;
+            add_minutes(&mut sum, &flat);
+        }
+        Ok(minutes(&sum))
+    }
+}
+
+/// `processes.lua`'s reply: Redis's time, and `(id, info, heartbeat ms left, jobs in flight)`.
+type ProcessRows = (i64, Vec<(String, String, i64, u64)>);
+
+/// Adds one shard's `minutes.lua` reply to `sum` (same layout: the current minute, then counts).
+/// Shards read a moment apart may disagree on the current minute: counts are added by minute,
+/// and those outside the first reply's window are left out.
+fn add_minutes(sum: &mut Vec<i64>, flat: &[i64]) {
+    let (Some(&current), Some(&first)) = (flat.first(), sum.first()) else {
+        sum.extend_from_slice(flat);
+        return;
+    };
+    let shift = current - first;
+    let len = (sum.len() - 1) / 2;
+    for (i, pair) in flat[1..].chunks_exact(2).enumerate() {
+        let j = i as i64 + shift;
+        if (0..len as i64).contains(&j) {
+            let j = j as usize;
+            sum[1 + 2 * j] += pair[0];
+            sum[2 + 2 * j] += pair[1];
+        }
     }
 }
 
@@ -141,6 +189,17 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].at.timestamp(), (29_000_000 - 1) * 60);
         assert_eq!((list[1].processed, list[1].failed), (7, 0));
+    }
+
+    #[test]
+    fn minutes_of_two_shards_add_up_by_minute() {
+        let mut sum = Vec::new();
+        add_minutes(&mut sum, &[100, 1, 0, 2, 1]);
+        add_minutes(&mut sum, &[100, 3, 1, 4, 0]);
+        assert_eq!(sum, [100, 4, 1, 6, 1]);
+        // Read a minute later: its older minute is the first reply's newer one.
+        add_minutes(&mut sum, &[101, 10, 0, 20, 0]);
+        assert_eq!(sum, [100, 4, 1, 16, 1]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Worker processes and the jobs they hold: fetching under a lease, the heartbeat that keeps a
-//! process registered, releasing a process's jobs (its own shutdown, or the reaper after it
+//! Worker processes and the jobs they hold (fetching them is `fetch.rs`): the heartbeat that
+//! keeps a process registered in each shard it works, releasing a process's jobs (its own shutdown, or the reaper after it
 //! died), and the periodic upkeep of promoting due jobs and pruning queue names. The worker
 //! calls fetch, heartbeat and release; the maintenance loops call reap, promote and prune.
 
@@ -9,53 +9,15 @@ use redis::{FromRedisValue, ParsingError, Value};
 use serde_json::Value as Json;
 
 use super::error::QueueError;
-use super::job::JobRecord;
-use super::lease::{Lease, RequeueOutcome};
-use super::reply::{parse, tagged, unexpected};
+use super::keys::Shard;
+use super::lease::RequeueOutcome;
+use super::reply::parse;
 use super::{Queue, ms, scripts};
 
 /// Jobs and sets promoted per call, per set, so one call stays short.
 const PROMOTE_BATCH: usize = 500;
 /// Queue names one prune call looks at.
 const PRUNE_SAMPLE: usize = 1000;
-
-/// What `fetch` found.
-#[derive(Debug)]
-pub enum Fetched {
-    /// This process has no live heartbeat; it must register before it may fetch.
-    Unregistered,
-    /// The jobs now leased to this process (possibly none).
-    Jobs(Vec<Lease>),
-    /// The fetch skipped so many ids of jobs no longer waiting that it stopped early: fetch
-    /// again at once (no wake-up would come for the ids behind them).
-    More(Vec<Lease>),
-}
-
-/// `fetch.lua`'s reply, before the records are read one by one.
-enum FetchReply {
-    Unregistered,
-    /// The jobs, and whether ids were left unlooked-at when the call hit its budget.
-    Jobs(Vec<Vec<String>>, bool),
-}
-
-/// `fetch.lua`: `{'unregistered', {}}` or `{'ok', {job, ...}}`.
-impl FromRedisValue for FetchReply {
-    fn from_redis_value(v: Value) -> Result<FetchReply, ParsingError> {
-        let (tag, [jobs]) = tagged(v)?;
-        match tag.as_str() {
-            "unregistered" => Ok(FetchReply::Unregistered),
-            "ok" => Ok(FetchReply::Jobs(
-                FromRedisValue::from_redis_value(jobs)?,
-                false,
-            )),
-            "more" => Ok(FetchReply::Jobs(
-                FromRedisValue::from_redis_value(jobs)?,
-                true,
-            )),
-            _ => Err(unexpected(&tag)),
-        }
-    }
-}
 
 /// Whether a heartbeat registers its process for the first time or renews it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,55 +77,49 @@ enum Release<'a> {
 }
 
 impl Queue {
-    /// Leases up to `count` ready jobs to `process`, trying `queues` in order.
-    pub async fn fetch(
-        &self,
-        process: &str,
-        queues: &[String],
-        count: usize,
-    ) -> Result<Fetched, QueueError> {
-        let mut conn = self.redis.connection()?;
-        let inflight = self.keys.inflight(process);
-        let reply: Value = scripts::FETCH
-            .key(&inflight)
-            .key(self.keys.heartbeat(process))
-            .arg(self.keys.base())
-            .arg(process)
-            .arg(count)
-            .arg(queues)
-            .invoke_async(&mut conn)
-            .await?;
-        let (jobs, more) = match parse("fetch", reply)? {
-            FetchReply::Unregistered => return Ok(Fetched::Unregistered),
-            FetchReply::Jobs(jobs, more) => (jobs, more),
-        };
-        let mut leases = Vec::with_capacity(jobs.len());
-        for fields in jobs {
-            // A record that cannot be read stays in flight (the heartbeat puts it back) rather
-            // than failing the whole batch.
-            let job = match JobRecord::from_fields(fields) {
-                Ok(job) => job,
-                Err(e) => {
-                    tracing::error!(event = "job.unreadable", error = %e);
-                    continue;
-                }
-            };
-            let Some(token) = job.lease.clone() else {
-                tracing::error!(event = "job.unreadable", job_id = %job.id, error = "no lease");
-                continue;
-            };
-            leases.push(Lease::new(job, token, inflight.clone(), self.clone()));
-        }
-        Ok(if more {
-            Fetched::More(leases)
-        } else {
-            Fetched::Jobs(leases)
-        })
-    }
-
-    /// Registers `process` (or renews it) for `ttl`.
+    /// Registers `process` (or renews it) for `ttl`: in the legacy shard, whose registration is
+    /// the heartbeat `GET /processes` reads, and in the shard of every queue `info` names (the
+    /// process's `queues`), where its fetches check it and reapers watch it.
     pub async fn heartbeat(
         &self,
+        process: &str,
+        ttl: Duration,
+        info: &Json,
+        registration: Registration,
+    ) -> Result<Beat, QueueError> {
+        let served: Vec<&str> = info
+            .get("queues")
+            .and_then(Json::as_array)
+            .map(|q| q.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        self.announce(&served).await?;
+        let mut shards = vec![self.keys.legacy().clone()];
+        for name in &served {
+            let shard = self.keys.for_queue(name);
+            if !shards.contains(&shard) {
+                shards.push(shard);
+            }
+        }
+        let mut beat = Beat {
+            reaped: false,
+            cancelled: Vec::new(),
+            held: Vec::new(),
+        };
+        for shard in &shards {
+            let one = self
+                .heartbeat_shard(shard, process, ttl, info, registration)
+                .await?;
+            beat.reaped |= one.reaped;
+            beat.cancelled.extend(one.cancelled);
+            beat.held.extend(one.held);
+        }
+        Ok(beat)
+    }
+
+    /// `heartbeat.lua` on one shard.
+    async fn heartbeat_shard(
+        &self,
+        shard: &Shard,
         process: &str,
         ttl: Duration,
         info: &Json,
@@ -175,10 +131,10 @@ impl Queue {
             Registration::Renewal => "1",
         };
         let reply: Value = scripts::HEARTBEAT
-            .key(self.keys.heartbeat(process))
-            .key(self.keys.processes())
-            .key(self.keys.inflight(process))
-            .arg(self.keys.base())
+            .key(shard.heartbeat(process))
+            .key(shard.processes())
+            .key(shard.inflight(process))
+            .arg(shard.base())
             .arg(ms(ttl))
             .arg(info.to_string())
             .arg(renewal)
@@ -196,22 +152,41 @@ impl Queue {
         id: &str,
         lease: &str,
     ) -> Result<RequeueOutcome, QueueError> {
-        let inflight = self.keys.inflight(process);
+        let inflight = self.keys.for_job(id).inflight(process);
         self.requeue_lease(id, lease, &inflight).await
     }
 
-    /// Puts back the jobs of every process whose heartbeat expired; returns `(process, jobs)`.
+    /// Puts back the jobs of every process whose heartbeat expired, in every known shard;
+    /// returns `(process, jobs)`.
     pub async fn reap_expired_processes(&self) -> Result<Vec<(String, u64)>, QueueError> {
-        self.release(Release::Expired).await
+        let mut released: Vec<(String, u64)> = Vec::new();
+        for shard in self.known_shards(&[]).await? {
+            for (process, jobs) in self.release(&shard, Release::Expired).await? {
+                match released.iter_mut().find(|(p, _)| *p == process) {
+                    Some((_, total)) => *total += jobs,
+                    None => released.push((process, jobs)),
+                }
+            }
+        }
+        Ok(released)
     }
 
-    /// Puts back every job `process` still holds and deregisters it (its own shutdown).
+    /// Puts back every job `process` still holds and deregisters it (its own shutdown), in
+    /// every known shard.
     pub async fn release_process(&self, process: &str) -> Result<u64, QueueError> {
-        let released = self.release(Release::Process(process)).await?;
-        Ok(released.into_iter().map(|(_, n)| n).sum())
+        let mut total = 0;
+        for shard in self.known_shards(&[]).await? {
+            let released = self.release(&shard, Release::Process(process)).await?;
+            total += released.into_iter().map(|(_, n)| n).sum::<u64>();
+        }
+        Ok(total)
     }
 
-    async fn release(&self, which: Release<'_>) -> Result<Vec<(String, u64)>, QueueError> {
+    async fn release(
+        &self,
+        shard: &Shard,
+        which: Release<'_>,
+    ) -> Result<Vec<(String, u64)>, QueueError> {
         let mut conn = self.redis.connection()?;
         // The script's contract spells "every expired process" as an empty name.
         let process = match which {
@@ -219,8 +194,8 @@ impl Queue {
             Release::Process(process) => process,
         };
         Ok(scripts::RELEASE
-            .key(self.keys.processes())
-            .arg(self.keys.base())
+            .key(shard.processes())
+            .arg(shard.base())
             .arg(ms(self.retention.job))
             .arg(self.retention.job_max)
             .arg(process)
@@ -228,61 +203,58 @@ impl Queue {
             .await?)
     }
 
-    /// Moves due scheduled jobs and retries to their queues. Returns how many moved, and how
-    /// long until the next one is due (`None` when none waits).
+    /// Moves due scheduled jobs and retries to their queues, in every known shard. Returns how
+    /// many moved, and how long until the next one is due (`None` when none waits).
     pub async fn promote_due(&self) -> Result<(u64, Option<Duration>), QueueError> {
+        let (mut moved, mut next) = (0, None::<Duration>);
+        for shard in self.known_shards(&[]).await? {
+            let (n, due) = self.promote_shard(&shard).await?;
+            moved += n;
+            next = match (next, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok((moved, next))
+    }
+
+    async fn promote_shard(&self, shard: &Shard) -> Result<(u64, Option<Duration>), QueueError> {
         let mut conn = self.redis.connection()?;
         let (moved, next): (u64, i64) = scripts::PROMOTE
-            .key(self.keys.scheduled())
-            .key(self.keys.retry())
-            .key(self.keys.dead())
-            .arg(self.keys.base())
+            .key(shard.scheduled())
+            .key(shard.retry())
+            .key(shard.dead())
+            .arg(shard.base())
             .arg(PROMOTE_BATCH)
             .arg(ms(self.retention.dead))
             .invoke_async(&mut conn)
             .await?;
-        let next = u64::try_from(next).ok().map(Duration::from_millis);
-        Ok((moved, next))
+        Ok((moved, u64::try_from(next).ok().map(Duration::from_millis)))
     }
 
-    /// Drops queue names that have no waiting job and no live process working them from the
-    /// known-queues set (a sample per call); returns how many.
+    /// Drops queue names that have no waiting job and no live process working them from each
+    /// known shard's queue-names set (a sample per call); returns how many.
     pub async fn prune_queue_names(&self) -> Result<u64, QueueError> {
-        let mut conn = self.redis.connection()?;
-        Ok(scripts::PRUNE_QUEUES
-            .key(self.keys.queues())
-            .key(self.keys.processes())
-            .arg(self.keys.base())
-            .arg(PRUNE_SAMPLE)
-            .invoke_async(&mut conn)
-            .await?)
+        let mut dropped = 0;
+        for shard in self.known_shards(&[]).await? {
+            let mut conn = self.redis.connection()?;
+            let n: u64 = scripts::PRUNE_QUEUES
+                .key(shard.queues())
+                .key(shard.processes())
+                .arg(shard.base())
+                .arg(PRUNE_SAMPLE)
+                .invoke_async(&mut conn)
+                .await?;
+            dropped += n;
+        }
+        Ok(dropped)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::reply::build::{arr, job, s};
+    use super::super::reply::build::{arr, s};
     use super::*;
-
-    #[test]
-    fn fetch_replies_read_as_unregistered_or_jobs() {
-        let r: FetchReply = parse("fetch", arr(vec![s("unregistered"), arr(vec![])])).unwrap();
-        assert!(matches!(r, FetchReply::Unregistered));
-        let r: FetchReply =
-            parse("fetch", arr(vec![s("ok"), arr(vec![job("a"), job("b")])])).unwrap();
-        assert!(matches!(r, FetchReply::Jobs(jobs, false) if jobs.len() == 2 && jobs[1][1] == "b"));
-        let e = parse::<FetchReply>("fetch", arr(vec![s("busy"), arr(vec![])])).err();
-        assert!(
-            matches!(
-                e,
-                Some(QueueError::UnexpectedReply {
-                    script: "fetch",
-                    ..
-                })
-            ),
-            "{e:?}"
-        );
-    }
 
     #[test]
     fn a_heartbeat_reply_reads_as_a_beat_with_held_jobs() {

@@ -5,6 +5,7 @@
 use redis::{FromRedisValue, ParsingError, Value};
 
 use super::error::QueueError;
+use super::keys::Shard;
 use super::reply::{parse, tagged, unexpected};
 use super::{Queue, ms, scripts};
 
@@ -125,30 +126,42 @@ impl Queue {
         Ok(secs * 1000 + micros / 1000)
     }
 
-    /// Records each `(name, signature)` schedule as existing from now on, unless it already did
-    /// with the same signature. Returns Redis's time (ms).
+    /// Notes since when each schedule exists (`(name, signature, queue)`; see
+    /// `schedule_register.lua`); returns Redis's time. A schedule's state lives in the shard of
+    /// the queue it enqueues to, so that firing a tick and enqueueing its job are one step:
+    /// one call per shard.
     pub async fn register_schedules(
         &self,
-        schedules: &[(String, String)],
+        schedules: &[(String, String, String)],
     ) -> Result<i64, QueueError> {
-        let mut conn = self.redis.connection()?;
-        let mut invocation = scripts::SCHEDULE_REGISTER.prepare_invoke();
-        invocation.arg(self.keys.base());
-        for (name, signature) in schedules {
-            invocation
-                .key(self.keys.schedule(name))
-                .arg(name)
-                .arg(signature);
+        if schedules.is_empty() {
+            return self.clock_ms().await;
         }
-        Ok(invocation.invoke_async(&mut conn).await?)
+        let queues: Vec<&str> = schedules.iter().map(|(_, _, q)| q.as_str()).collect();
+        self.announce(&queues).await?;
+        let mut now = 0;
+        for (shard, group) in by_shard(self, schedules, |(_, _, q)| q.as_str()) {
+            let mut conn = self.redis.connection()?;
+            let mut invocation = scripts::SCHEDULE_REGISTER.prepare_invoke();
+            invocation.arg(shard.base());
+            for (name, signature, _) in group {
+                invocation
+                    .key(shard.schedule(name))
+                    .arg(name)
+                    .arg(signature);
+            }
+            now = invocation.invoke_async(&mut conn).await?;
+        }
+        Ok(now)
     }
 
     /// Fires `tick` unless it was handled already (see [`TickOutcome`]).
     pub async fn fire_tick(&self, tick: &Tick<'_>) -> Result<TickOutcome, QueueError> {
         let mut conn = self.redis.connection()?;
+        let shard = self.keys.for_queue(tick.queue);
         let reply: Value = scripts::SCHEDULE_FIRE
-            .key(self.keys.schedule(tick.schedule))
-            .arg(self.keys.base())
+            .key(shard.schedule(tick.schedule))
+            .arg(shard.base())
             .arg(tick.schedule)
             .arg(tick.at_ms)
             .arg(ms(tick.grace))
@@ -166,20 +179,48 @@ impl Queue {
     }
 
     /// The stored state of the schedules `names`, in their order.
-    pub async fn schedule_states(&self, names: &[&str]) -> Result<Vec<ScheduleState>, QueueError> {
-        if names.is_empty() {
-            return Ok(Vec::new());
+    pub async fn schedule_states(
+        &self,
+        schedules: &[(&str, &str)],
+    ) -> Result<Vec<ScheduleState>, QueueError> {
+        let mut states = vec![ScheduleState::default(); schedules.len()];
+        let indexed: Vec<(usize, &str, &str)> = schedules
+            .iter()
+            .enumerate()
+            .map(|(i, (name, queue))| (i, *name, *queue))
+            .collect();
+        for (shard, group) in by_shard(self, &indexed, |(_, _, q)| *q) {
+            let mut conn = self.redis.connection()?;
+            let mut invocation = scripts::SCHEDULE_STATE.prepare_invoke();
+            invocation.arg(shard.base());
+            for (_, name, _) in &group {
+                invocation.key(shard.schedule(name));
+            }
+            let reply: Value = invocation.invoke_async(&mut conn).await?;
+            let rows: Vec<[String; 4]> = parse("schedule_state", reply)?;
+            for ((i, _, _), row) in group.iter().zip(rows) {
+                states[*i] = ScheduleState::from_reply(row)?;
+            }
         }
-        let mut conn = self.redis.connection()?;
-        let mut invocation = scripts::SCHEDULE_STATE.prepare_invoke();
-        invocation.arg(self.keys.base());
-        for name in names {
-            invocation.key(self.keys.schedule(name));
-        }
-        let reply: Value = invocation.invoke_async(&mut conn).await?;
-        let rows: Vec<[String; 4]> = parse("schedule_state", reply)?;
-        rows.into_iter().map(ScheduleState::from_reply).collect()
+        Ok(states)
     }
+}
+
+/// `items` grouped by the shard of the queue `queue_of` reads from each, in first-seen order.
+fn by_shard<'a, T>(
+    queue: &Queue,
+    items: &'a [T],
+    queue_of: impl Fn(&T) -> &str,
+) -> Vec<(Shard, Vec<&'a T>)> {
+    let mut groups: Vec<(Shard, Vec<&'a T>)> = Vec::new();
+    for item in items {
+        let shard = queue.keys.for_queue(queue_of(item));
+        match groups.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((shard, vec![item])),
+        }
+    }
+    groups
 }
 
 #[cfg(test)]

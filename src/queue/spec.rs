@@ -137,7 +137,7 @@ impl JobSpec {
         }
         let timeout = timeout.or(defaults.timeout);
         Ok(NewJob {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: super::Queue::job_id_for(&queue),
             kind: self.kind,
             queue,
             args: self.args,

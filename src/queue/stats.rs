@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::error::QueueError;
+use super::keys::Shard;
 use super::memory::RedisMemory;
 use super::{Queue, scripts};
 
@@ -67,9 +68,74 @@ fn queue_stats(flat: &[String]) -> Result<Vec<QueueStats>, QueueError> {
         .collect()
 }
 
+/// Adds `part`'s queues to `all`: a name seen in two shards (its own and the legacy one, during
+/// an upgrade) counts both.
+fn merge_queues(all: &mut Vec<QueueStats>, part: Vec<QueueStats>) {
+    for q in part {
+        match all.iter_mut().find(|a| a.name == q.name) {
+            Some(a) => {
+                a.depth += q.depth;
+                a.running += q.running;
+                a.latency = a.latency.max(q.latency);
+                a.served |= q.served;
+            }
+            None => all.push(q),
+        }
+    }
+}
+
+/// Orders merged queues as one shard's script does (`always` first, in their order, then the
+/// deepest, by name on a tie) and keeps [`QUEUES_LISTED`]; returns how many were left out.
+fn order_queues(queues: &mut Vec<QueueStats>, always: &[String]) -> u64 {
+    let rank = |q: &QueueStats| always.iter().position(|a| *a == q.name);
+    queues.sort_by(|a, b| match (rank(a), rank(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => b.depth.cmp(&a.depth).then_with(|| a.name.cmp(&b.name)),
+    });
+    let keep = QUEUES_LISTED.max(always.len());
+    let omitted = queues.len().saturating_sub(keep);
+    queues.truncate(keep);
+    omitted as u64
+}
+
 impl Queue {
-    /// A snapshot of the queues (at most [`QUEUES_LISTED`]); `always` are listed even when empty.
+    /// One snapshot of the queues and sets: the union of every known shard's (see
+    /// `stats.lua`); `always` (the queues this process works) are listed first.
     pub async fn stats(&self, always: &[String]) -> Result<Stats, QueueError> {
+        let mut total = Stats {
+            queues: Vec::new(),
+            scheduled: 0,
+            retrying: 0,
+            dead: 0,
+            processes: 0,
+            queues_omitted: 0,
+            running: 0,
+        };
+        for shard in self.known_shards(always).await? {
+            let mine: Vec<&String> = always
+                .iter()
+                .filter(|q| self.keys.for_queue(q) == shard)
+                .collect();
+            let part = self.shard_stats(&shard, &mine).await?;
+            total.scheduled += part.scheduled;
+            total.retrying += part.retrying;
+            total.dead += part.dead;
+            total.running += part.running;
+            total.queues_omitted += part.queues_omitted;
+            if shard == *self.keys.legacy() {
+                // The legacy shard's set of processes is every registered process.
+                total.processes = part.processes;
+            }
+            merge_queues(&mut total.queues, part.queues);
+        }
+        total.queues_omitted += order_queues(&mut total.queues, always);
+        Ok(total)
+    }
+
+    /// `stats.lua` on one shard.
+    async fn shard_stats(&self, shard: &Shard, always: &[&String]) -> Result<Stats, QueueError> {
         let mut conn = self.redis.connection()?;
         let (scheduled, retrying, dead, processes, flat, queues_omitted, running): (
             u64,
@@ -80,12 +146,12 @@ impl Queue {
             u64,
             u64,
         ) = scripts::STATS
-            .key(self.keys.queues())
-            .key(self.keys.processes())
-            .key(self.keys.scheduled())
-            .key(self.keys.retry())
-            .key(self.keys.dead())
-            .arg(self.keys.base())
+            .key(shard.queues())
+            .key(shard.processes())
+            .key(shard.scheduled())
+            .key(shard.retry())
+            .key(shard.dead())
+            .arg(shard.base())
             .arg(QUEUES_LISTED)
             .arg(QUEUES_SCANNED)
             .arg(always)
@@ -129,6 +195,33 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queue(name: &str, depth: u64, running: u64) -> QueueStats {
+        QueueStats {
+            name: name.into(),
+            depth,
+            latency: depth as f64,
+            running,
+            served: false,
+        }
+    }
+
+    #[test]
+    fn shards_queues_merge_by_name_and_list_the_served_first_then_the_deepest() {
+        let mut all = vec![queue("a", 1, 0), queue("b", 5, 1)];
+        // "a" in the legacy shard too (an upgrade), and "c" in a shard of its own.
+        merge_queues(&mut all, vec![queue("a", 2, 1), queue("c", 9, 0)]);
+        let always = ["b".to_string()];
+        assert_eq!(order_queues(&mut all, &always), 0);
+        let names: Vec<&str> = all.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["b", "c", "a"]);
+        assert_eq!((all[2].depth, all[2].running, all[2].latency), (3, 1, 2.0));
+        let mut many: Vec<QueueStats> = (0..QUEUES_LISTED + 3)
+            .map(|i| queue(&format!("q{i:03}"), 1, 0))
+            .collect();
+        assert_eq!(order_queues(&mut many, &[]), 3);
+        assert_eq!(many.len(), QUEUES_LISTED);
+    }
 
     #[test]
     fn queue_numbers_read_four_values_per_queue() {

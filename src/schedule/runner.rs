@@ -69,9 +69,12 @@ pub fn spawn(
 async fn run(queue: Queue, mut planned: Vec<Planned>, shutdown: Shutdown) {
     // Redis being away is logged by the connection already; say it once here, at debug.
     let mut outage = Outage::quiet("schedule.redis_failed");
-    let signatures: Vec<(String, String)> = planned
+    let signatures: Vec<(String, String, String)> = planned
         .iter()
-        .map(|p| (p.schedule.name().to_string(), p.schedule.signature()))
+        .map(|p| {
+            let name = p.schedule.name().to_string();
+            (name, p.schedule.signature(), p.queue.clone())
+        })
         .collect();
     while let Err(e) = queue.register_schedules(&signatures).await {
         if e.is_transient() {
@@ -149,7 +152,7 @@ async fn fire(
     tick: DateTime<Utc>,
 ) -> Result<TickOutcome, QueueError> {
     let schedule = &plan.schedule;
-    let job_id = uuid::Uuid::now_v7().to_string();
+    let job_id = Queue::job_id_for(&plan.queue);
     let outcome = queue
         .fire_tick(&Tick {
             schedule: schedule.name(),

@@ -139,7 +139,16 @@ impl Pool {
 async fn forward_events(worker: Arc<Worker>, mut events: tokio::sync::mpsc::Receiver<QueueEvent>) {
     while let Some(event) = events.recv().await {
         match event {
-            QueueEvent::Ready(_) | QueueEvent::Resubscribed => worker.wake.notify_one(),
+            QueueEvent::Ready(queue) => {
+                // The queue's shard is worth a fetch again, even if it was just found empty.
+                worker.queue.note_ready(&queue);
+                worker.wake.notify_one();
+            }
+            QueueEvent::Resubscribed => {
+                // Wake-ups may have been missed meanwhile.
+                worker.queue.forget_empty();
+                worker.wake.notify_one();
+            }
             QueueEvent::Cancelled(id) => {
                 if worker.running.stop(&id, StopReason::Cancelled) {
                     tracing::info!(event = "job.cancel_requested", job_id = %id);
@@ -187,8 +196,11 @@ async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Sem
         drop(slots);
         // A wake-up (a job was enqueued, this process registered) ends the wait early.
         let waited = tokio::time::timeout(idle_wait, worker.wake.notified());
-        if shutdown.unless_stopped(waited).await.is_none() {
-            return;
+        match shutdown.unless_stopped(waited).await {
+            None => return,
+            // A poll tick: every shard is tried again, whatever a wake-up said or did not.
+            Some(Err(_)) => worker.queue.forget_empty(),
+            Some(Ok(())) => {}
         }
     }
 }

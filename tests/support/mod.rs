@@ -24,6 +24,17 @@ pub fn keys() -> onedyno::queue::Keys {
     onedyno::queue::Keys::new("onedyno")
 }
 
+/// The shard of the `default` queue, where the tests' jobs go unless they name a queue.
+pub fn default_shard() -> onedyno::queue::Shard {
+    keys().for_queue("default")
+}
+
+/// A `KEYS` pattern for the keys called `name` (itself a pattern) in every shard, the legacy
+/// one included: `{onedyno}:name` and `{onedyno:sXXX}:name`.
+pub fn in_every_shard(name: &str) -> String {
+    format!("{{onedyno*}}:{name}")
+}
+
 /// A port that was free a moment ago (for `redis-server`; the app itself binds `PORT=0`).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -504,7 +515,7 @@ pub fn job_field(conn: &mut redis::Connection, id: &str, field: &str) -> Option<
 /// The ids in a process's in-flight lists, across all processes.
 pub fn inflight_ids(conn: &mut redis::Connection) -> Vec<String> {
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(keys().inflight("*"))
+        .arg(in_every_shard("inflight:*"))
         .query(conn)
         .expect("KEYS");
     keys.iter()

@@ -18,7 +18,7 @@ end
 if not due or not tonumber(max_attempts) then error('bad enqueue arguments') end
 local fp = false
 if idem ~= '' then
-  local ik = idem_key(base, idem)
+  local ik = idem_key(base, queue, idem)
   fp = redis.sha1hex(request)
   local existing = redis.call('GET', ik)
   -- A key whose job was deleted (the dead set's size cap) no longer answers: make a new job.

@@ -1,15 +1,19 @@
 -- enqueue_bulk: store a batch of new jobs, all or none, in one step. Each job has the fields
 -- enqueue.lua takes and may carry its own idempotency key: a key seen before (in Redis, or
 -- earlier in this batch) with the same request answers with that job instead of a new one.
--- KEYS[1] scheduled zset  KEYS[2] known-queues set
+-- Every job of a batch goes to a queue of this shard (a batch over several shards is one call
+-- per shard: see queue/bulk.rs).
+-- KEYS[1] scheduled zset  KEYS[2] the shard's queue-names set
 -- ARGV[1] base  ARGV[2] idempotency key lifetime ms  ARGV[3] how many jobs
--- ARGV[4..] 9 values per job: id kind queue args max_attempts timeout_ms-or-'' delay_ms-or-''
+-- ARGV[4] 'write', or 'check': read and check only (no write), answering {'ok', {}} or 'reused'
+-- ARGV[5..] 9 values per job: id kind queue args max_attempts timeout_ms-or-'' delay_ms-or-''
 --   run_at-ms-or-'' idempotency-key-or-''; then, for each job with a key, in order, the request
 --   fingerprint source.
 -- Returns {'reused', index (0-based)} when a key was used with a different request (nothing is
 -- written), else {'ok', {tag ('created'|'existing'), id, status, ...}} in the batch's order.
 local base, idem_ttl_ms = ARGV[1], ARGV[2]
-local per, first, count = 9, 4, tonumber(ARGV[3])
+local per, first, count = 9, 5, tonumber(ARGV[3])
+local check_only = ARGV[4] == 'check'
 if not count or #ARGV < first - 1 + count * per then error('bad enqueue arguments') end
 local now = now_ms()
 local plan = {}
@@ -25,27 +29,30 @@ for i = 0, count - 1 do
     due = now + tonumber(ARGV[a + 6])
   end
   if not due or not tonumber(ARGV[a + 4]) then error('bad enqueue arguments') end
-  local job = {a = a, due = due, idem = ARGV[a + 8]}
+  local job = {a = a, due = due, idem = ARGV[a + 8], queue = ARGV[a + 2]}
   if job.idem ~= '' then
     job.fp = redis.sha1hex(ARGV[requests])
     requests = requests + 1
-    local earlier = seen[job.idem]
+    -- A key's scope is its queue (see idem_key).
+    local scoped = idem_key(base, job.queue, job.idem)
+    local earlier = seen[scoped]
     if earlier then
       if earlier.fp ~= job.fp then return {'reused', i} end
       job.same_as = earlier
     else
-      local existing = redis.call('GET', idem_key(base, job.idem))
+      local existing = redis.call('GET', scoped)
       if existing and redis.call('EXISTS', job_key(base, existing)) == 1 then
         local ejk = job_key(base, existing)
         if redis.call('HGET', ejk, 'idem_fp') ~= job.fp then return {'reused', i} end
         local st = redis.call('HMGET', ejk, 's', 'status')
         job.existing = {existing, st[1] or st[2]}
       end
-      seen[job.idem] = job
+      seen[scoped] = job
     end
   end
   plan[#plan + 1] = job
 end
+if check_only then return {'ok', {}} end
 local reply = {}
 local touched = {}
 -- Ready ids per queue, pushed with one LPUSH per queue (in batch order, so the first runs first).
@@ -69,7 +76,7 @@ for _, job in ipairs(plan) do
     if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = job.due end
     if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = ARGV[a + 5] end
     if job.fp then
-      redis.call('SET', idem_key(base, job.idem), id, 'PX', idem_ttl_ms)
+      redis.call('SET', idem_key(base, queue, job.idem), id, 'PX', idem_ttl_ms)
       fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = job.idem
       fields[#fields + 1] = 'idem_fp'; fields[#fields + 1] = job.fp
     end

@@ -1,14 +1,17 @@
 -- limit_acquire: decides all of a job's limit keys at once, in the order pause, concurrency,
 -- rate, and takes every key or none.
--- KEYS[1] limit pauses zset  KEYS[2] the job hash (mode 'job'; any key in mode 'wait')
+-- KEYS[1] limit pauses zset  KEYS[2] the job's rate ticket (mode 'job'; any key in mode 'wait'):
+-- a key of the deployment's tag, like every limit key, never the job hash (another shard)
 -- ARGV[1] base  ARGV[2] mode  ARGV[3] holder ('<process>|<job id>[|n]')  ARGV[4] hold ms
 -- ARGV[5..] three per key: limit key, rate interval ms (0: no rate), concurrency (0: none)
 -- Modes: 'job' is a fetched job about to start. A rate wait books the key's next turn for it,
--- notes the turn as 'limit_ticket' in the job hash, and refuses it: when the job comes back at
--- its turn the ticket stands for it (it is not booked twice). 'wait' is a handler
+-- notes the turn in the job's ticket key, and refuses it: when the job comes back at
+-- its turn the ticket stands for it (it is not booked twice). The ticket is a string key that
+-- expires a minute after its turn. 'wait' is a handler
 -- waiting in its process: a rate wait books the slot and takes the concurrency at once, and
 -- the caller sleeps until the slot.
--- Returns {verdict, wait ms, key}: 'ok' (taken), 'booked' (mode 'wait': taken, start after
+-- Returns {verdict, wait ms, key}: 'ok' (taken; in mode 'job' the wait is Redis's time, when the
+-- job starts, which the caller writes as its started_at), 'booked' (mode 'wait': taken, start after
 -- wait ms), or a refusal 'paused', 'concurrency' or 'rate' (come back after wait ms; for
 -- 'concurrency' the wait is unknown and 0).
 -- Holders are scored by expiry (now + hold ms) and belong to a process: one whose expiry has
@@ -22,11 +25,11 @@ for i = 5, #ARGV, 3 do
   limits[#limits + 1] = {key = ARGV[i], interval = interval, conc = conc}
 end
 local now = now_ms()
-local jk = KEYS[2]
+local tk = KEYS[2]
 
 -- A refused job gives up its ticket: a stale one would let it skip the rate later.
 local function refuse(verdict, wait, key)
-  if mode == 'job' then redis.call('HDEL', jk, 'limit_ticket') end
+  if mode == 'job' then redis.call('DEL', tk) end
   return {verdict, math.ceil(wait), key}
 end
 
@@ -61,7 +64,7 @@ end
 -- late for its turn (promotion and fetch take a few ms) does not push back every turn after it,
 -- and yet no window of time sees more than one start beyond the rate (the README's burst).
 local ticket = nil
-if mode == 'job' then ticket = tonumber(redis.call('HGET', jk, 'limit_ticket')) end
+if mode == 'job' then ticket = tonumber(redis.call('GET', tk)) end
 local booked = ticket ~= nil and ticket <= now
 local turn, turn_key, spacing, spacing_key = 0, '', 0, ''
 local tats, rated = {}, {}
@@ -101,7 +104,9 @@ if wait > 0 and mode == 'job' then
   for _, i in ipairs(rated) do
     if tats[i] then save_rate(i, math.max(tats[i], now + wait) + limits[i].interval, nil) end
   end
-  if not booked then redis.call('HSET', jk, 'limit_ticket', now + math.ceil(wait)) end
+  if not booked then
+    redis.call('SET', tk, now + math.ceil(wait), 'PX', math.ceil(wait) + 60000)
+  end
   return {'rate', math.ceil(wait), wait_key}
 end
 for _, l in ipairs(limits) do
@@ -117,10 +122,9 @@ for _, i in ipairs(rated) do
   save_rate(i, tat, now + wait)
 end
 if mode == 'job' then
-  -- Started now, not when it was fetched: the record shows when it really ran.
-  redis.call('HDEL', jk, 'limit_ticket')
-  redis.call('HSET', jk, 't', now)
-  return {'ok', 0, ''}
+  -- Started now, not when it was fetched: the caller writes now to the record (its shard).
+  redis.call('DEL', tk)
+  return {'ok', now, ''}
 end
 if wait > 0 then return {'booked', math.ceil(wait), wait_key} end
 return {'ok', 0, ''}

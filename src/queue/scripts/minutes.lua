@@ -1,4 +1,5 @@
 -- minutes: the per-minute counts count_minute (prelude) keeps, for the last ARGV[2] minutes.
+-- KEYS[1] any key of the shard (routes the call; unused)
 -- ARGV[1] base  ARGV[2] how many minutes
 -- Returns {the current minute (since the epoch), processed, failed, processed, failed, ...},
 -- oldest minute first, zeros where nothing finished.

@@ -1,8 +1,9 @@
 -- Helpers shared by every script: queue/scripts.rs prepends this file to each one, so the
 -- rules for "ready", "cancelled" and "expire when finished" are written once.
--- Key names are spelled here once, built from ARGV base ("{prefix}:"): its hash tag keeps every
--- key in one slot, so a script may touch keys it was not passed. Rust spells the same names in
--- queue/keys.rs.
+-- Key names are spelled here once, built from ARGV base, the base of one shard ("{prefix:sXXX}:",
+-- or "{prefix}:" for the legacy shard): its hash tag keeps the shard's keys in one slot, so a
+-- script may touch any key of its shard it was not passed, and never one of another shard. Rust
+-- spells the same names in queue/keys.rs.
 --
 -- A script that raises an error keeps the writes it made before it: Redis does not roll back.
 -- So every script reads and checks what it needs (numbers parsed, fields present) before its
@@ -17,7 +18,8 @@ local function job_key(base, id) return base .. 'job:' .. id end
 local function queue_key(base, name) return base .. 'queue:' .. name end
 local function inflight_key(base, process) return base .. 'inflight:' .. process end
 local function heartbeat_key(base, process) return base .. 'process:' .. process end
-local function idem_key(base, key) return base .. 'idem:' .. key end
+-- Idempotency keys are scoped to the job's queue (its shard holds them with the job).
+local function idem_key(base, queue, key) return base .. 'idem:' .. queue .. ':' .. key end
 local function finished_key(base) return base .. 'finished' end
 -- Cancelled ids by finish time, so they list without a scan of the succeeded ones. Succeeded
 -- jobs list from 'finished' itself (nearly all of it): a second index of them would cost about
@@ -26,8 +28,15 @@ local function done_key(base, status) return base .. 'done:' .. status end
 -- Attempts finished in one minute (processed, failed), for GET /stats/minutes.
 local function minute_key(base, minute) return base .. 'minute:' .. minute end
 local function queues_key(base) return base .. 'queues' end
-local function wake_channel(base) return base .. 'wake' end
-local function cancel_channel(base) return base .. 'cancel' end
+-- Pub/sub channels are the deployment's, whatever the shard: "{prefix}:" from "{prefix:sXXX}:".
+-- (A channel is not a key: publishing to it from any slot is allowed.)
+local function global_base(base)
+  local head = string.match(base, '^(.*):s%x%x%x}:$')
+  if head then return head .. '}:' end
+  return base
+end
+local function wake_channel(base) return global_base(base) .. 'wake' end
+local function cancel_channel(base) return global_base(base) .. 'cancel' end
 -- The job hash's field for its n-th error entry.
 local function err_field(n) return 'err:' .. n end
 
@@ -88,9 +97,9 @@ end
 -- so a repeated request within the key's lifetime can still be answered with the job.
 local function expire_finished(base, jk, retention_ms)
   local ttl = retention_ms
-  local idem = redis.call('HGET', jk, 'idem_key')
-  if idem then
-    local idem_ttl = redis.call('PTTL', idem_key(base, idem))
+  local idem = redis.call('HMGET', jk, 'idem_key', 'q')
+  if idem[1] and idem[2] then
+    local idem_ttl = redis.call('PTTL', idem_key(base, idem[2], idem[1]))
     if idem_ttl > ttl then ttl = idem_ttl end
   end
   if ttl < 1 then ttl = 1 end

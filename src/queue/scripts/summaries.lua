@@ -9,7 +9,9 @@
 -- ARGV[4] most jobs returned  ARGV[5] most entries looked at  ARGV[6] the status listed
 -- ARGV[7] queue ('' any)  ARGV[8] kind ('' any)
 -- Returns {next offset or -1 at the end, {{id, kind, queue, status, attempts, max_attempts,
--- created_at, run_at, started_at, finished_at, last error entry (JSON) or false, progress}, ...}}.
+-- created_at, run_at, started_at, finished_at, last error entry (JSON) or false, progress}, ...},
+-- {each summary's position in the source (0-based), ...}} (pages merged over several shards
+-- resume each shard right after the last of its summaries they used).
 -- Entries whose job is gone or no longer has the status (a cancelled id left in a queue list)
 -- are passed over, like those the filters refuse; at most ARGV[5] are looked at per call, so a
 -- filter that matches little answers a short page and an offset to go on from.
@@ -83,11 +85,12 @@ local function window_of()
 end
 
 local ids, total = window_of()
-local out, next_offset = {}, offset + #ids
+local out, positions, next_offset = {}, {}, offset + #ids
 for i, id in ipairs(ids) do
   local s = summary(id)
   if s then
     out[#out + 1] = s
+    positions[#positions + 1] = offset + i - 1
     if #out >= limit then
       next_offset = offset + i
       break
@@ -95,4 +98,4 @@ for i, id in ipairs(ids) do
   end
 end
 if next_offset >= total then next_offset = -1 end
-return {next_offset, out}
+return {next_offset, out, positions}
