@@ -1,7 +1,8 @@
 //! Talking to a Redis Cluster: the binary pointed at any node of a 3-primary cluster on loopback
 //! finds out it is a cluster, routes every command to the node owning its slot, hears pub/sub
 //! wake-ups published on another node, and reads Redis's memory from every primary. Against a
-//! plain Redis, `REDIS_CLUSTER=no` (or the default detection) keeps the single connection.
+//! plain Redis, `REDIS_CLUSTER=no` (or the default detection) keeps the single connection. A
+//! `rediss://` URL's TLS mode carries over to every node of a TLS-only cluster.
 
 mod support;
 
@@ -56,6 +57,20 @@ fn a_process_pointed_at_a_node_without_the_queues_slot_runs_jobs() {
 }
 
 #[test]
+fn a_rediss_url_reaches_every_node_of_a_tls_cluster() {
+    let cluster = RedisCluster::start_tls(3, 0);
+    // rediss:// without a fragment, as on Heroku: the app adds #insecure, and it must carry over
+    // to the node that owns the queue's slot, which is not the one named here.
+    let url = cluster.url_of_primary_without(&default_queue());
+    assert!(url.starts_with("rediss://"), "{url}");
+    let app = App::start_ready(&url, &[]);
+    assert!(connected_as(&app, true), "{}", app.logs());
+    let id = app.enqueue_ok(&json!({"kind": "echo", "args": {"tls": true}}));
+    let job = app.wait_for_status(&id, "succeeded", WITHIN);
+    assert_eq!(job["result"], json!({"tls": true}), "{job}");
+}
+
+#[test]
 fn queues_report_the_memory_of_every_primary_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0);
     let app = App::start_ready(&cluster.url(), &[]);
@@ -98,7 +113,7 @@ fn a_worker_on_one_node_is_woken_by_a_job_enqueued_through_another() {
 fn pub_sub_moves_to_another_node_when_its_node_dies() {
     let mut cluster = RedisCluster::start(3, 1);
     let replica = cluster.replicas()[0];
-    let seed = format!("redis://127.0.0.1:{replica}");
+    let seed = cluster.node_url(replica);
     let app = App::start_ready(&seed, &[POLL]);
     assert!(connected_as(&app, true), "{}", app.logs());
     let mut conn = cluster.conn();

@@ -3,7 +3,9 @@
 //!
 //! Every wait here is bounded, so a cluster that never forms fails the test instead of hanging it.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConnection};
@@ -15,21 +17,73 @@ const NODE_TIMEOUT_MS: &str = "3000";
 /// Bound on forming the cluster, or on a failover settling.
 const SETTLE: Duration = Duration::from_secs(30);
 
+/// A self-signed certificate every node serves (and trusts, for the bus and replication).
+struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tls {
+    fn make() -> Tls {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=redis.example.com", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl must be installed");
+        assert!(made.status.success(), "openssl failed");
+        Tls {
+            cert,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// The server options: TLS only, on the client port, the bus and replication.
+    fn server_args(&self, port: u16) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> =
+            ["--port", "0", "--tls-port"].map(Into::into).to_vec();
+        args.push(port.to_string().into());
+        for (flag, file) in [
+            ("--tls-cert-file", &self.cert),
+            ("--tls-key-file", &self.key),
+            ("--tls-ca-cert-file", &self.cert),
+        ] {
+            args.push(flag.into());
+            args.push(file.into());
+        }
+        for flag in ["--tls-cluster", "--tls-replication"] {
+            args.extend([flag.into(), "yes".into()]);
+        }
+        args.extend(["--tls-auth-clients".into(), "no".into()]);
+        args
+    }
+}
+
 /// One `redis-server` of the cluster.
 struct Node {
     port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    tls: Option<Arc<Tls>>,
 }
 
 impl Node {
     /// Starts a cluster-enabled server on a free port (its bus on another free port).
-    fn start() -> Node {
+    fn start(tls: Option<Arc<Tls>>) -> Node {
         for _ in 0..5 {
             let mut node = Node {
                 port: free_port(),
                 child: None,
                 dir: tempfile::tempdir().expect("tempdir"),
+                tls: tls.clone(),
             };
             if node.spawn() {
                 return node;
@@ -40,8 +94,12 @@ impl Node {
 
     fn spawn(&mut self) -> bool {
         let dir = self.dir.path();
+        let port_args = match &self.tls {
+            Some(tls) => tls.server_args(self.port),
+            None => vec!["--port".into(), self.port.to_string().into()],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+            .args(port_args)
             // The bus port is chosen too: port + 10000 may be taken or past 65535.
             .args(["--cluster-port", &free_port().to_string()])
             .args(["--bind", "127.0.0.1"])
@@ -72,13 +130,26 @@ impl Node {
         up
     }
 
+    /// `redis://127.0.0.1:port`, or `rediss://127.0.0.1:port` for a TLS node (as a user writes
+    /// it: the app adds `#insecure` for the self-signed certificate).
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL the tests' own clients use (a TLS node's certificate is not verified).
+    fn client_url(&self) -> String {
+        let fragment = if self.tls.is_some() { "#insecure" } else { "" };
+        format!("{}{fragment}", self.url())
     }
 
     /// A plain connection to this node alone.
     fn conn(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))
+        redis::Client::open(self.client_url())?.get_connection_with_timeout(Duration::from_secs(2))
     }
 
     fn stop(&mut self) {
@@ -114,22 +185,38 @@ impl Node {
 /// A Redis Cluster on loopback.
 pub struct RedisCluster {
     nodes: Vec<Node>,
+    tls: Option<Arc<Tls>>,
 }
 
 impl RedisCluster {
     /// Starts `primaries` primaries with `replicas_per` replicas each, and waits until every node
     /// says the cluster is ok (and every replica has synced with its primary).
     pub fn start(primaries: usize, replicas_per: usize) -> RedisCluster {
+        RedisCluster::start_with(primaries, replicas_per, None)
+    }
+
+    /// [`RedisCluster::start`] with every node speaking TLS only (clients, bus, replication),
+    /// under one self-signed certificate.
+    pub fn start_tls(primaries: usize, replicas_per: usize) -> RedisCluster {
+        RedisCluster::start_with(primaries, replicas_per, Some(Arc::new(Tls::make())))
+    }
+
+    fn start_with(primaries: usize, replicas_per: usize, tls: Option<Arc<Tls>>) -> RedisCluster {
         let total = primaries * (1 + replicas_per);
         let cluster = RedisCluster {
-            nodes: (0..total).map(|_| Node::start()).collect(),
+            nodes: (0..total).map(|_| Node::start(tls.clone())).collect(),
+            tls,
         };
         let addresses: Vec<String> = cluster
             .nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let created = Command::new("redis-cli")
+        let mut cli = Command::new("redis-cli");
+        if cluster.tls.is_some() {
+            cli.args(["--tls", "--insecure"]);
+        }
+        let created = cli
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", &replicas_per.to_string()])
@@ -199,7 +286,8 @@ impl RedisCluster {
 
     /// A cluster client seeded with every node, for tests to look at keys.
     pub fn client(&self) -> ClusterClient {
-        ClusterClient::new(self.node_urls()).expect("cluster client")
+        let urls: Vec<String> = self.nodes.iter().map(Node::client_url).collect();
+        ClusterClient::new(urls).expect("cluster client")
     }
 
     /// A synchronous cluster connection (commands routed by slot).
@@ -234,7 +322,7 @@ impl RedisCluster {
             .into_iter()
             .find(|p| *p != owner)
             .expect("another primary");
-        format!("redis://127.0.0.1:{port}")
+        self.node_ref(port).url()
     }
 
     /// Kills the node on `port` (SIGKILL: no goodbye, nothing saved past its AOF).
@@ -255,6 +343,18 @@ impl RedisCluster {
         let promoted = eventually(SETTLE, || (node.role()? == "master").then_some(()));
         assert!(promoted.is_some(), "replica {replica} was never promoted");
         self.wait_settled();
+    }
+
+    fn node_ref(&self, port: u16) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// The URL of the node on `port`.
+    pub fn node_url(&self, port: u16) -> String {
+        self.node_ref(port).url()
     }
 
     fn node_mut(&mut self, port: u16) -> &mut Node {
