@@ -2,7 +2,8 @@
 //! finds out it is a cluster, routes every command to the node owning its slot, hears pub/sub
 //! wake-ups published on another node, and reads Redis's memory from every primary. Against a
 //! plain Redis, `REDIS_CLUSTER=no` (or the default detection) keeps the single connection. A
-//! `rediss://` URL's TLS mode carries over to every node of a TLS-only cluster.
+//! `rediss://` URL's TLS mode and a URL's password carry over to every node, and a primary's
+//! failover (`CLUSTER FAILOVER` on its replica) is followed without a restart.
 
 mod support;
 
@@ -68,6 +69,36 @@ fn a_rediss_url_reaches_every_node_of_a_tls_cluster() {
     let id = app.enqueue_ok(&json!({"kind": "echo", "args": {"tls": true}}));
     let job = app.wait_for_status(&id, "succeeded", WITHIN);
     assert_eq!(job["result"], json!({"tls": true}), "{job}");
+}
+
+#[test]
+fn the_urls_password_is_used_on_every_node() {
+    let cluster = RedisCluster::start_with_password(3, 0, "s3cret-pw");
+    let url = cluster.url_of_primary_without(&default_queue());
+    assert!(url.contains(":s3cret-pw@"), "{url}");
+    let app = App::start_ready(&url, &[]);
+    assert!(connected_as(&app, true), "{}", app.logs());
+    let id = app.enqueue_ok(&json!({"kind": "echo", "args": {"n": 1}}));
+    app.wait_for_status(&id, "succeeded", WITHIN);
+    assert!(!app.logs().contains("s3cret-pw"), "{}", app.logs());
+}
+
+#[test]
+fn jobs_keep_running_after_the_queues_primary_fails_over() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let app = App::start_ready(&cluster.url(), &[]);
+    let before = app.enqueue_ok(&json!({"kind": "echo", "args": {"n": 0}}));
+    app.wait_for_status(&before, "succeeded", WITHIN);
+    let owner = cluster.node_of_key(&default_queue());
+    let replica = cluster.replica_of(owner);
+    cluster.failover(replica);
+    assert_eq!(cluster.node_of_key(&default_queue()), replica);
+    // The connection learns the new owner from MOVED; nothing is restarted.
+    for n in 1..4 {
+        let id = app.enqueue_ok(&json!({"kind": "echo", "args": {"n": n}}));
+        app.wait_for_status(&id, "succeeded", WITHIN);
+    }
+    assert_eq!(app.job(&before)["status"], "succeeded");
 }
 
 #[test]

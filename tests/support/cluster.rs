@@ -67,23 +67,78 @@ impl Tls {
     }
 }
 
+/// How clients reach the nodes: TLS or not, a password or not (the same on every node).
+#[derive(Clone, Default)]
+struct Security {
+    tls: Option<Arc<Tls>>,
+    password: Option<String>,
+}
+
+impl Security {
+    /// The options for `redis-server`: the port (TLS only, when TLS), the password (also for
+    /// replicas to authenticate to their primaries).
+    fn server_args(&self, port: u16) -> Vec<std::ffi::OsString> {
+        let mut args = match &self.tls {
+            Some(tls) => tls.server_args(port),
+            None => vec!["--port".into(), port.to_string().into()],
+        };
+        if let Some(password) = &self.password {
+            for flag in ["--requirepass", "--masterauth"] {
+                args.extend([flag.into(), password.into()]);
+            }
+        }
+        args
+    }
+
+    /// The options `redis-cli` needs to talk to the nodes.
+    fn cli_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.tls.is_some() {
+            args.extend(["--tls".to_string(), "--insecure".to_string()]);
+        }
+        if let Some(password) = &self.password {
+            args.extend([
+                "-a".to_string(),
+                password.clone(),
+                "--no-auth-warning".to_string(),
+            ]);
+        }
+        args
+    }
+
+    /// `redis[s]://[:password@]127.0.0.1:port`, as a user writes it (no `#insecure`: the app
+    /// adds it for a `rediss://` URL).
+    fn url(&self, port: u16) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let auth = self
+            .password
+            .as_ref()
+            .map_or(String::new(), |p| format!(":{p}@"));
+        format!("{scheme}://{auth}127.0.0.1:{port}")
+    }
+}
+
 /// One `redis-server` of the cluster.
 struct Node {
     port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
-    tls: Option<Arc<Tls>>,
+    security: Security,
 }
 
 impl Node {
     /// Starts a cluster-enabled server on a free port (its bus on another free port).
-    fn start(tls: Option<Arc<Tls>>) -> Node {
+    fn start(security: &Security) -> Node {
         for _ in 0..5 {
             let mut node = Node {
                 port: free_port(),
                 child: None,
                 dir: tempfile::tempdir().expect("tempdir"),
-                tls: tls.clone(),
+                security: security.clone(),
             };
             if node.spawn() {
                 return node;
@@ -94,12 +149,8 @@ impl Node {
 
     fn spawn(&mut self) -> bool {
         let dir = self.dir.path();
-        let port_args = match &self.tls {
-            Some(tls) => tls.server_args(self.port),
-            None => vec!["--port".into(), self.port.to_string().into()],
-        };
         let child = Command::new("redis-server")
-            .args(port_args)
+            .args(self.security.server_args(self.port))
             // The bus port is chosen too: port + 10000 may be taken or past 65535.
             .args(["--cluster-port", &free_port().to_string()])
             .args(["--bind", "127.0.0.1"])
@@ -130,20 +181,18 @@ impl Node {
         up
     }
 
-    /// `redis://127.0.0.1:port`, or `rediss://127.0.0.1:port` for a TLS node (as a user writes
-    /// it: the app adds `#insecure` for the self-signed certificate).
+    /// The URL a user would give for this node.
     fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        self.security.url(self.port)
     }
 
     /// The URL the tests' own clients use (a TLS node's certificate is not verified).
     fn client_url(&self) -> String {
-        let fragment = if self.tls.is_some() { "#insecure" } else { "" };
+        let fragment = if self.security.tls.is_some() {
+            "#insecure"
+        } else {
+            ""
+        };
         format!("{}{fragment}", self.url())
     }
 
@@ -170,6 +219,13 @@ impl Node {
         redis::from_redis_value_ref(role.first()?).ok()
     }
 
+    /// For a replica, its primary's port (`ROLE`: `slave`, host, port, ...).
+    fn primary_port(&self) -> Option<u16> {
+        let mut conn = self.conn().ok()?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut conn).ok()?;
+        redis::from_redis_value_ref(role.get(2)?).ok()
+    }
+
     /// Whether this node says the cluster is whole (`cluster_state:ok`).
     fn sees_cluster_ok(&self) -> bool {
         let Ok(mut conn) = self.conn() else {
@@ -185,38 +241,54 @@ impl Node {
 /// A Redis Cluster on loopback.
 pub struct RedisCluster {
     nodes: Vec<Node>,
-    tls: Option<Arc<Tls>>,
+    security: Security,
 }
 
 impl RedisCluster {
     /// Starts `primaries` primaries with `replicas_per` replicas each, and waits until every node
     /// says the cluster is ok (and every replica has synced with its primary).
     pub fn start(primaries: usize, replicas_per: usize) -> RedisCluster {
-        RedisCluster::start_with(primaries, replicas_per, None)
+        RedisCluster::start_with(primaries, replicas_per, Security::default())
     }
 
     /// [`RedisCluster::start`] with every node speaking TLS only (clients, bus, replication),
     /// under one self-signed certificate.
     pub fn start_tls(primaries: usize, replicas_per: usize) -> RedisCluster {
-        RedisCluster::start_with(primaries, replicas_per, Some(Arc::new(Tls::make())))
+        let tls = Some(Arc::new(Tls::make()));
+        let security = Security {
+            tls,
+            password: None,
+        };
+        RedisCluster::start_with(primaries, replicas_per, security)
     }
 
-    fn start_with(primaries: usize, replicas_per: usize, tls: Option<Arc<Tls>>) -> RedisCluster {
+    /// [`RedisCluster::start`] with every node requiring `password` (`requirepass`, and
+    /// `masterauth` for replication).
+    pub fn start_with_password(
+        primaries: usize,
+        replicas_per: usize,
+        password: &str,
+    ) -> RedisCluster {
+        let security = Security {
+            tls: None,
+            password: Some(password.to_string()),
+        };
+        RedisCluster::start_with(primaries, replicas_per, security)
+    }
+
+    fn start_with(primaries: usize, replicas_per: usize, security: Security) -> RedisCluster {
         let total = primaries * (1 + replicas_per);
         let cluster = RedisCluster {
-            nodes: (0..total).map(|_| Node::start(tls.clone())).collect(),
-            tls,
+            nodes: (0..total).map(|_| Node::start(&security)).collect(),
+            security,
         };
         let addresses: Vec<String> = cluster
             .nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let mut cli = Command::new("redis-cli");
-        if cluster.tls.is_some() {
-            cli.args(["--tls", "--insecure"]);
-        }
-        let created = cli
+        let created = Command::new("redis-cli")
+            .args(cluster.security.cli_args())
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", &replicas_per.to_string()])
@@ -282,6 +354,14 @@ impl RedisCluster {
             .filter(|n| n.is_running() && n.role().as_deref() == Some(role))
             .map(|n| n.port)
             .collect()
+    }
+
+    /// The port of a running replica of the primary on `primary`.
+    pub fn replica_of(&self, primary: u16) -> u16 {
+        self.replicas()
+            .into_iter()
+            .find(|port| self.node_ref(*port).primary_port() == Some(primary))
+            .unwrap_or_else(|| panic!("no replica of {primary}"))
     }
 
     /// A cluster client seeded with every node, for tests to look at keys.
