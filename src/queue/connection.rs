@@ -38,7 +38,8 @@ const UNRESPONSIVE_PINGS: u32 = 3;
 pub struct RedisHandle {
     /// The node `REDIS_URL` names (on a cluster, the seed and the first pub/sub node).
     pub(super) client: redis::Client,
-    /// Whether to use it as a cluster; `Auto` until the first connection settles it.
+    /// Whether to use it as a cluster, as configured; with `Auto` the first connection decides,
+    /// and reconnects keep that kind.
     mode: ClusterMode,
     shared: Arc<RwLock<Option<RedisConnection>>>,
     /// Turns true once the first connection is made, so the worker starts at that moment
