@@ -102,6 +102,30 @@ fn jobs_keep_running_after_the_queues_primary_fails_over() {
 }
 
 #[test]
+fn a_killed_primary_answers_503_until_its_replica_takes_over() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let app = App::start_ready(&cluster.url(), &[]);
+    let owner = cluster.node_of_key(&default_queue());
+    let replica = cluster.replica_of(owner);
+    let before = app.enqueue_ok(&json!({"kind": "echo", "args": {"n": 0}}));
+    app.wait_for_status(&before, "succeeded", WITHIN);
+    cluster.kill_node(owner);
+    // Until the replica is elected every answer is 202 or 503 (never a 500), then 202 again.
+    let accepted = eventually(Duration::from_secs(60), || {
+        let (status, _, body) = app.enqueue(&json!({"kind": "echo", "args": {"n": 1}}));
+        assert!(
+            status == StatusCode::ACCEPTED || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}: {body}"
+        );
+        body["id"].as_str().map(str::to_string)
+    });
+    let id = accepted.expect("never accepted after the failover");
+    cluster.wait_promoted(replica);
+    app.wait_for_status(&id, "succeeded", WITHIN);
+    assert_eq!(app.job(&before)["status"], "succeeded");
+}
+
+#[test]
 fn queues_report_the_memory_of_every_primary_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0);
     let app = App::start_ready(&cluster.url(), &[]);

@@ -198,7 +198,13 @@ impl RedisCluster {
             .arg("FAILOVER")
             .query(&mut conn)
             .expect("CLUSTER FAILOVER");
-        let node = self.node_mut(replica);
+        self.wait_promoted(replica);
+    }
+
+    /// Waits until the replica on `port` is a primary (after [`RedisCluster::failover`], or after
+    /// its primary was killed and the cluster elected it) and the cluster has settled again.
+    pub fn wait_promoted(&self, replica: u16) {
+        let node = self.node_ref(replica);
         let promoted = eventually(SETTLE, || (node.role()? == "master").then_some(()));
         assert!(promoted.is_some(), "replica {replica} was never promoted");
         self.wait_settled();
