@@ -126,6 +126,20 @@ fn a_killed_primary_answers_503_until_its_replica_takes_over() {
 }
 
 #[test]
+fn a_process_started_before_the_cluster_forms_connects_once_it_has() {
+    let cluster = RedisCluster::start_unformed(3);
+    let app = App::start(&cluster.url(), &[]);
+    // The nodes answer, but serve no slot yet: the connection is retried with backoff.
+    app.wait_for_log("event=redis.connect_failed", WITHIN);
+    assert_eq!(app.get("/health").0, StatusCode::SERVICE_UNAVAILABLE);
+    cluster.form(0);
+    app.wait_for_log("event=worker.registered", WITHIN);
+    assert!(connected_as(&app, true), "{}", app.logs());
+    let id = app.enqueue_ok(&json!({"kind": "echo", "args": {"n": 1}}));
+    app.wait_for_status(&id, "succeeded", WITHIN);
+}
+
+#[test]
 fn queues_report_the_memory_of_every_primary_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0);
     let app = App::start_ready(&cluster.url(), &[]);

@@ -18,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::io::tcp::TcpSettings;
 use redis::{ErrorKind, IntoConnectionInfo, RedisError};
 
-use super::cluster::{ClusterMode, cluster_client, cluster_enabled};
+use super::cluster::{ClusterMode, cluster_client, cluster_enabled, slot_nodes};
 use super::error::QueueError;
 use super::redis_connection::RedisConnection;
 use crate::config::redact_url;
@@ -187,11 +187,23 @@ impl RedisHandle {
         Ok(RedisConnection::Single(manager))
     }
 
+    /// The cluster connection, once the cluster serves slots: nodes that have not been joined
+    /// yet (or a cluster being created) count as not reachable, so the connect is retried and
+    /// `redis.connected` means something.
     async fn connect_cluster(&self) -> Result<RedisConnection, RedisError> {
         let client = cluster_client(self.client.get_connection_info())?;
-        Ok(RedisConnection::Cluster(
-            client.get_async_connection().await?,
-        ))
+        let mut conn = client.get_async_connection().await?;
+        let slots: redis::Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn)
+            .await?;
+        if slot_nodes(&slots).is_empty() {
+            return Err(RedisError::from((
+                ErrorKind::ClusterConnectionNotFound,
+                "the cluster serves no slots yet",
+            )));
+        }
+        Ok(RedisConnection::Cluster(conn))
     }
 
     /// Whether the node says it runs in cluster mode. A node that refuses `INFO` (some managed

@@ -56,18 +56,35 @@ impl RedisCluster {
     }
 
     fn start_with(primaries: usize, replicas_per: usize, security: Security) -> RedisCluster {
-        let total = primaries * (1 + replicas_per);
-        let cluster = RedisCluster {
-            nodes: (0..total).map(|_| Node::start(&security)).collect(),
+        let cluster = RedisCluster::unformed(primaries * (1 + replicas_per), security);
+        cluster.form(replicas_per);
+        assert_eq!(cluster.primaries().len(), primaries, "primaries");
+        cluster
+    }
+
+    /// `nodes` cluster-enabled servers that know nothing of each other yet (no slots served):
+    /// [`RedisCluster::form`] joins them.
+    pub fn start_unformed(nodes: usize) -> RedisCluster {
+        RedisCluster::unformed(nodes, Security::default())
+    }
+
+    fn unformed(nodes: usize, security: Security) -> RedisCluster {
+        RedisCluster {
+            nodes: (0..nodes).map(|_| Node::start(&security)).collect(),
             security,
-        };
-        let addresses: Vec<String> = cluster
+        }
+    }
+
+    /// Joins the nodes with `redis-cli --cluster create` (`replicas_per` replicas per primary)
+    /// and waits until the cluster has settled.
+    pub fn form(&self, replicas_per: usize) {
+        let addresses: Vec<String> = self
             .nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         let created = Command::new("redis-cli")
-            .args(cluster.security.cli_args())
+            .args(self.security.cli_args())
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", &replicas_per.to_string()])
@@ -77,9 +94,7 @@ impl RedisCluster {
             .status()
             .expect("redis-cli must be installed");
         assert!(created.success(), "redis-cli --cluster create failed");
-        cluster.wait_settled();
-        assert_eq!(cluster.primaries().len(), primaries, "primaries");
-        cluster
+        self.wait_settled();
     }
 
     /// Waits until every running node says `cluster_state:ok` and agrees on the primaries, and
