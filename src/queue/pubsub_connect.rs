@@ -41,7 +41,7 @@ impl RedisHandle {
                     return Ok(pubsub);
                 }
                 Err(e) => {
-                    tracing::debug!(event = "redis.pubsub_lost", host = %host, port, error = %e)
+                    tracing::debug!(event = "redis.pubsub_node_refused", host = %host, port, error = %e)
                 }
             }
         }
