@@ -54,7 +54,7 @@ impl App {
         } else {
             None
         };
-        let redis = RedisHandle::open(&config.redis_url)?;
+        let redis = RedisHandle::open_with(&config.redis_url, config.redis_cluster)?;
         let queue = Queue::new(
             redis,
             &config.redis_prefix,

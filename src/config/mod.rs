@@ -27,7 +27,7 @@ use crate::queue::spec::MAX_ATTEMPTS_LIMIT;
 use mail::parse_mail;
 use parse::{
     bounded_int, bounded_seconds, parse_bool, parse_log_format, parse_log_requests, parse_queues,
-    parse_redis_prefix, parse_role,
+    parse_redis_cluster, parse_redis_prefix, parse_role,
 };
 use schedules::parse_schedules;
 use secrets::{parse_api_token, parse_redis_url};
@@ -116,6 +116,8 @@ pub struct Config {
     /// Redis URL; `REDIS_TLS_URL` wins over `REDIS_URL`, and `rediss://` accepts self-signed certificates.
     /// It may hold a password: show it only through [`redact_url`].
     pub redis_url: String,
+    /// Whether that Redis is used as a cluster (`REDIS_CLUSTER`): asked at connect time by default.
+    pub redis_cluster: crate::queue::ClusterMode,
     /// Jobs run at once by this process (`WORKER_CONCURRENCY`).
     pub worker_concurrency: usize,
     /// HTTP worker threads (`WEB_CONCURRENCY`).
@@ -185,6 +187,7 @@ struct RawEnv {
     port: Option<u16>,
     redis_url: Option<String>,
     redis_tls_url: Option<String>,
+    redis_cluster: Option<String>,
     worker_concurrency: Option<usize>,
     web_concurrency: Option<usize>,
     role: Option<String>,
@@ -257,6 +260,7 @@ impl Config {
         Ok(Config {
             port: raw.port.unwrap_or(5000),
             redis_url,
+            redis_cluster: parse_redis_cluster(raw.redis_cluster.as_deref())?,
             worker_concurrency,
             web_concurrency,
             role,
@@ -334,6 +338,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("port", &self.port)
             .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_cluster", &self.redis_cluster)
             .field("worker_concurrency", &self.worker_concurrency)
             .field("web_concurrency", &self.web_concurrency)
             .field("role", &self.role)

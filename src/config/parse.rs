@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{ConfigError, LogFormat, LogRequests, Role, WORKER_CONCURRENCY_LIMIT};
+use crate::queue::ClusterMode;
 use crate::queue::spec::valid_queue_name;
 use crate::worker::QueuePolicy;
 
@@ -186,6 +187,15 @@ pub(super) fn parse_log_requests(value: Option<&str>) -> Result<LogRequests, Con
     }
 }
 
+/// `REDIS_CLUSTER`: `auto` (the default: ask the node), `yes` or `no`.
+pub(super) fn parse_redis_cluster(value: Option<&str>) -> Result<ClusterMode, ConfigError> {
+    match value {
+        None => Ok(ClusterMode::Auto),
+        Some(raw) => ClusterMode::parse(raw)
+            .ok_or_else(|| invalid("REDIS_CLUSTER", raw, "expected auto, yes or no")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_config as config;
@@ -208,6 +218,22 @@ mod tests {
                 ("default".into(), 3),
                 ("low".into(), 1)
             ])
+        );
+    }
+
+    #[test]
+    fn redis_cluster_is_auto_yes_or_no() {
+        assert_eq!(config(&[]).unwrap().redis_cluster, ClusterMode::Auto);
+        let c = config(&[("REDIS_CLUSTER", "yes")]).unwrap();
+        assert_eq!(c.redis_cluster, ClusterMode::Yes);
+        let c = config(&[("REDIS_CLUSTER", "No")]).unwrap();
+        assert_eq!(c.redis_cluster, ClusterMode::No);
+        let err = config(&[("REDIS_CLUSTER", "sharded")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("REDIS_CLUSTER") && err.contains("sharded"),
+            "{err}"
         );
     }
 

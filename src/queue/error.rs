@@ -82,8 +82,18 @@ impl From<RedisError> for QueueError {
                     | redis::ServerErrorKind::ReadOnly
             )
         );
+        // The cluster client found no node for the slot, or was still redirected after its
+        // retries: a node lost, a failover or a resharding under way.
+        let slot_moving = matches!(
+            e.kind(),
+            redis::ErrorKind::ClusterConnectionNotFound
+                | redis::ErrorKind::Server(
+                    redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask
+                )
+        );
         if busy
             || not_now
+            || slot_moving
             || e.is_io_error()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
@@ -120,5 +130,27 @@ impl QueueError {
             id: id.to_owned(),
             field: field.to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_without_a_node_is_unavailable_not_a_bug() {
+        let e = RedisError::from((redis::ErrorKind::ClusterConnectionNotFound, "no node"));
+        assert!(QueueError::from(e).is_unavailable());
+        for reply in [
+            &b"-MOVED 15381 127.0.0.1:7001\r\n"[..],
+            b"-CLUSTERDOWN down\r\n",
+        ] {
+            let Ok(redis::Value::ServerError(e)) = redis::parse_redis_value(reply) else {
+                panic!("not an error reply");
+            };
+            assert!(QueueError::from(RedisError::from(e)).is_unavailable());
+        }
+        let e = RedisError::from((redis::ErrorKind::Client, "a bug"));
+        assert!(!QueueError::from(e).is_transient());
     }
 }

@@ -35,6 +35,32 @@ impl RedisMemory {
         memory
     }
 
+    /// The memory of several nodes (a cluster's primaries) as one: bytes used add up, the limit
+    /// is the sum of theirs (0, none, if any node has none), and the policy is the first one
+    /// that may evict, since a single evicting node can lose jobs.
+    pub fn total(nodes: impl IntoIterator<Item = RedisMemory>) -> RedisMemory {
+        let mut total: Option<RedisMemory> = None;
+        for node in nodes {
+            total = Some(match total {
+                None => node,
+                Some(sum) => RedisMemory {
+                    used_bytes: sum.used_bytes + node.used_bytes,
+                    max_bytes: if sum.max_bytes == 0 || node.max_bytes == 0 {
+                        0
+                    } else {
+                        sum.max_bytes + node.max_bytes
+                    },
+                    policy: if sum.may_evict() {
+                        sum.policy
+                    } else {
+                        node.policy
+                    },
+                },
+            });
+        }
+        total.unwrap_or_else(|| RedisMemory::from_info(""))
+    }
+
     /// Whether Redis may delete keys to make room: then jobs can vanish, so onedyno wants
     /// `noeviction` (writes are refused when full, and every accepted job stays).
     pub fn may_evict(&self) -> bool {
@@ -55,5 +81,23 @@ mod tests {
         assert!(m.may_evict());
         let m = RedisMemory::from_info("maxmemory:0\nmaxmemory_policy:noeviction\n");
         assert_eq!((m.max_bytes, m.may_evict()), (0, false));
+    }
+
+    #[test]
+    fn a_clusters_primaries_add_up() {
+        let node = |used, max, policy: &str| RedisMemory {
+            used_bytes: used,
+            max_bytes: max,
+            policy: policy.to_string(),
+        };
+        let total = RedisMemory::total([
+            node(10, 100, "noeviction"),
+            node(20, 200, "allkeys-lru"),
+            node(30, 300, "noeviction"),
+        ]);
+        assert_eq!(total, node(60, 600, "allkeys-lru"));
+        let unlimited = RedisMemory::total([node(1, 100, "noeviction"), node(2, 0, "noeviction")]);
+        assert_eq!(unlimited, node(3, 0, "noeviction"));
+        assert_eq!(RedisMemory::total([]), node(0, 0, "noeviction"));
     }
 }

@@ -108,6 +108,7 @@
 
 mod ack_batch;
 mod bulk;
+mod cluster;
 mod connection;
 mod error;
 mod events;
@@ -125,6 +126,8 @@ mod manage;
 mod memory;
 mod overview;
 mod processes;
+mod pubsub_connect;
+mod redis_connection;
 mod reply;
 mod schedules;
 mod scripts;
@@ -137,6 +140,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use bulk::{BULK_MAX, BulkEnqueued, BulkItem};
+pub use cluster::ClusterMode;
 pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
@@ -156,6 +160,7 @@ pub use manage::{BulkRetried, Deleted, RETRY_BATCH};
 pub use memory::RedisMemory;
 pub use overview::{MINUTES_SHOWN, MinuteCount, ProcessInfo};
 pub use processes::{Beat, HeldJob, Registration};
+pub use redis_connection::RedisConnection;
 pub use schedules::{ScheduleState, Tick, TickOutcome};
 pub use stats::{QUEUES_LISTED, QueueStats, Stats};
 pub use summary::JobSummary;

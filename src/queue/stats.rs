@@ -168,14 +168,20 @@ impl Queue {
         })
     }
 
-    /// Redis's memory use, limit and eviction policy (`INFO memory`).
+    /// Redis's memory use, limit and eviction policy (`INFO memory`). On a cluster, the sum over
+    /// its primaries (replicas hold copies of the same data, so they are left out).
     pub async fn memory(&self) -> Result<RedisMemory, QueueError> {
         let mut conn = self.redis.connection()?;
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query_async(&mut conn)
+        let replies = conn
+            .on_each_primary(redis::cmd("INFO").arg("memory"))
             .await?;
-        Ok(RedisMemory::from_info(&info))
+        let nodes = replies
+            .into_iter()
+            .map(|reply| redis::from_redis_value::<String>(reply).map_err(redis::RedisError::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RedisMemory::total(
+            nodes.iter().map(|info| RedisMemory::from_info(info)),
+        ))
     }
 
     /// Whether Redis takes writes now: one small write that expires by itself. Out of memory

@@ -4,6 +4,7 @@
 //! Every loop here is bounded by a deadline, so a broken build fails a test instead of hanging it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
 pub mod smtp_server;
 
 use std::io::{BufRead, BufReader};
