@@ -199,3 +199,10 @@ fn a_reaped_process_writes_nothing_and_its_job_runs_again_elsewhere() {
         Op::Ack { lease: 0 },
     ]);
 }
+
+#[test]
+fn the_models_queues_share_the_shard_its_ids_name() {
+    for queue in ops::QUEUES {
+        assert_eq!(onedyno::queue::shard_number(queue), ops::SHARD);
+    }
+}

@@ -61,13 +61,14 @@ impl Model {
 
     /// The plan, or the index of the first job whose key was used with another request.
     fn plan_bulk(&self, jobs: &[NewSpec]) -> Result<Vec<Plan>, usize> {
-        let mut seen: HashMap<u8, (bool, usize)> = HashMap::new();
+        let mut seen: HashMap<(usize, u8), (bool, usize)> = HashMap::new();
         let mut plan = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
             let Some((key, variant)) = job.idem else {
                 plan.push(Plan::New);
                 continue;
             };
+            let key = (job.queue, key);
             if let Some(&(first, j)) = seen.get(&key) {
                 if first != variant {
                     return Err(i);

@@ -23,7 +23,7 @@ pub(crate) fn run_case(sys: &mut System, ops: &[Op]) -> Result<(), String> {
 
 fn step(sys: &mut System, model: &mut Model, i: usize, op: &Op) -> Result<(), String> {
     let before = sys.now_ms();
-    let new_id = format!("j{i:03}");
+    let new_id = model_id(i);
     let Some((real, apply)) = run_real(sys, model, op, &new_id)? else {
         return Ok(());
     };
@@ -41,7 +41,20 @@ fn step(sys: &mut System, model: &mut Model, i: usize, op: &Op) -> Result<(), St
 
 /// The ids a batch of step `step_id` may use.
 fn batch_ids(step_id: &str) -> Vec<String> {
-    (0..BULK_MAX).map(|k| format!("{step_id}.{k}")).collect()
+    // The step's id with its last group (the item) counted up from 1.
+    let step_part = &step_id[..step_id.len() - 12];
+    (0..BULK_MAX)
+        .map(|k| format!("{step_part}{:012x}", k + 1))
+        .collect()
+}
+
+/// The id of step `step`'s job: a UUIDv8 naming the shard of [`super::ops::QUEUES`], as the API
+/// would make, ordered like the steps (its batch's ids follow it: see [`batch_ids`]).
+fn model_id(step: usize) -> String {
+    format!(
+        "00000000-{step:04x}-8{:03x}-8000-000000000000",
+        super::ops::SHARD
+    )
 }
 
 /// What the model does for a step, once the real answer and clock are known.

@@ -48,8 +48,9 @@ pub(crate) struct Model {
     pub(crate) registered: [bool; PROCESSES],
     /// The heartbeat key exists.
     pub(crate) alive: [bool; PROCESSES],
-    /// Idempotency key -> (job id, request variant that created it).
-    pub(crate) idem: HashMap<u8, (String, bool)>,
+    /// (queue, idempotency key) -> (job id, request variant that created it): a key is scoped
+    /// to its queue.
+    pub(crate) idem: HashMap<(usize, u8), (String, bool)>,
     /// The leases handed to each process, as the harness keeps them: `(id, token)`.
     pub(crate) leases: [Vec<(String, String)>; PROCESSES],
     /// Succeeded and cancelled ids, newest first.
@@ -92,7 +93,7 @@ impl Model {
         facts: &Facts,
     ) -> Outcome {
         if let Some((key, variant)) = idem {
-            if let Some((existing, first)) = self.idem.get(&key).cloned()
+            if let Some((existing, first)) = self.idem.get(&(queue, key)).cloned()
                 && !self.jobs[&existing].deleted
             {
                 return if first == variant {
@@ -101,7 +102,7 @@ impl Model {
                     Outcome::KeyReused
                 };
             }
-            self.idem.insert(key, (id.to_string(), variant));
+            self.idem.insert((queue, key), (id.to_string(), variant));
         }
         let status = if scheduled {
             JobStatus::Scheduled

@@ -10,7 +10,12 @@ pub(crate) const PROCESSES: usize = 3;
 /// The most jobs in one batch.
 pub(crate) const BULK_MAX: usize = 4;
 /// Queue names, in the order `GET /jobs?status=queued` walks them.
-pub(crate) const QUEUES: [&str; 2] = ["q0", "q1"];
+/// Two queues in one shard (FNV-1a of either name mod 4096 is 3433, [`SHARD`]), so the model can
+/// name its jobs with ids fixed in advance: a job id names its queue's shard.
+pub(crate) const QUEUES: [&str; 2] = ["q418", "q502"];
+
+/// The shard of both [`QUEUES`].
+pub(crate) const SHARD: u16 = 3433;
 
 /// The queues process `p` fetches from, in order: they overlap, so processes compete.
 pub(crate) fn queues_of(process: usize) -> Vec<String> {

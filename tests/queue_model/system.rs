@@ -48,13 +48,7 @@ impl System {
             .build()
             .expect("runtime");
         let handle = RedisHandle::open(&redis.url()).expect("redis url");
-        let retention = Retention {
-            job: Duration::from_secs(3600),
-            job_max: keep.finished as u64,
-            dead: Duration::from_secs(3600),
-            dead_max: keep.dead as u64,
-        };
-        let queue = Queue::new(handle.clone(), "onedyno", retention);
+        let queue = Queue::new(handle.clone(), "onedyno", retention(&keep));
         runtime.block_on(async {
             handle.spawn_connect(onedyno::shutdown::Shutdown::new(Duration::from_secs(5)));
             tokio::time::timeout(Duration::from_secs(10), handle.connected())
@@ -79,6 +73,9 @@ impl System {
             .query(&mut self.redis.conn())
             .expect("FLUSHALL");
         self.leases = Default::default();
+        // A queue of its own per case: what one remembers of Redis (the shards it has announced,
+        // the shards found empty) went with the flush.
+        self.queue = Queue::new(self.queue.redis().clone(), "onedyno", retention(&self.keep));
     }
 
     /// Redis's clock in ms (the clock the scripts read).
@@ -150,6 +147,9 @@ impl System {
     }
 
     pub(crate) fn fetch(&mut self, p: usize, count: usize) -> Outcome {
+        // A model fetch looks at every queue, as a worker's does on a poll tick: the shards the
+        // queue remembers as empty (skipped until a wake-up) are forgotten first.
+        self.queue.forget_empty();
         let fetched = self.block(self.queue.fetch(&process_name(p), &queues_of(p), count));
         let leases = match fetched.expect("fetch") {
             Fetched::Unregistered => return Outcome::Unregistered,
@@ -236,7 +236,8 @@ impl System {
         let beat = self.block(self.queue.heartbeat(
             &process_name(p),
             ttl,
-            &json!({"test": "queue_model"}),
+            // The served queues name the shards the process registers in, as a worker's do.
+            &json!({"test": "queue_model", "queues": queues_of(p)}),
             registration,
         ));
         let beat = beat.expect("heartbeat");
@@ -327,6 +328,16 @@ impl System {
             ("dead", stats.dead),
             ("processes", stats.processes),
         ])
+    }
+}
+
+/// Retention that keeps at most `keep` finished and dead jobs (its age bounds outlast every case).
+fn retention(keep: &Keep) -> Retention {
+    Retention {
+        job: Duration::from_secs(3600),
+        job_max: keep.finished as u64,
+        dead: Duration::from_secs(3600),
+        dead_max: keep.dead as u64,
     }
 }
 
