@@ -25,8 +25,8 @@
 //! 1. Enqueue: N `{"kind": "noop"}` jobs POSTed with C requests in flight over reused keep-alive
 //!    connections; jobs/s, and the p50/p99 latency of one POST /jobs.
 //! 2. End to end: from the first POST until every job has run. Done when `GET /queues` shows the
-//!    queue with depth 0 and running 0 and the last job enqueued (the greatest id, as ids are
-//!    UUIDv7) is `succeeded`. Progress is printed every second.
+//!    queue with depth 0 and running 0 and the last job enqueued (the greatest id, as ids
+//!    sort by creation time) is `succeeded`. Progress is printed every second.
 //!
 //! Run it against an otherwise idle queue: jobs already waiting count against the end-to-end time.
 
