@@ -190,7 +190,8 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     );
 }
 
-fn concurrent_and_latency(binary: &std::path::Path, redis: &Redis, jobs: usize) {
+/// A web+worker process with 50 slots and the demo kinds, on an empty Redis, answering.
+fn web_and_worker(binary: &std::path::Path, redis: &Redis) -> App {
     redis.flush();
     let app = App::start(
         binary,
@@ -198,6 +199,11 @@ fn concurrent_and_latency(binary: &std::path::Path, redis: &Redis, jobs: usize) 
         &[("WORKER_CONCURRENCY", "50"), ("DEMO_KINDS", "true")],
     );
     app.wait_healthy();
+    app
+}
+
+fn concurrent_and_latency(binary: &std::path::Path, redis: &Redis, jobs: usize) {
+    let app = web_and_worker(binary, redis);
     std::thread::sleep(Duration::from_millis(300));
     let cpu = Cpu::start(redis, app.pid());
     let started = Instant::now();
@@ -308,14 +314,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Option<(usize, Option<S
 
 /// The web's p99 alone: a web+worker process with 50 slots, idle and then busy.
 fn web_only(binary: &std::path::Path, redis: &Redis) {
-    redis.flush();
-    let app = App::start(
-        binary,
-        redis,
-        &[("WORKER_CONCURRENCY", "50"), ("DEMO_KINDS", "true")],
-    );
-    app.wait_healthy();
-    web_under_load(&app);
+    web_under_load(&web_and_worker(binary, redis));
 }
 
 fn main() {
