@@ -230,3 +230,21 @@ fn sigterm_while_redis_does_not_answer_still_exits_zero_in_time() {
     let next = App::start_ready(&redis.url(), &[]);
     next.wait_for_status(&id, "running", Duration::from_secs(30));
 }
+
+#[test]
+fn a_checkpoint_save_waits_out_a_stalled_redis_instead_of_failing_the_attempt() {
+    let redis = Redis::start();
+    let app = App::start_ready(&redis.url(), &[("DEMO_KINDS", "true")]);
+    let id = app.enqueue_ok(&json!({"kind": "steps", "args": {"steps": 30, "step_ms": 100}}));
+    app.wait_for_status(&id, "running", Duration::from_secs(10));
+    // Longer than a reply may take (3 s), so a save in flight fails with a timeout and is retried.
+    redis.freeze_for(Duration::from_secs(4));
+    let job = app.wait_for_status(&id, "succeeded", Duration::from_secs(60));
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(job["errors"], json!([]), "{job}");
+    assert!(
+        !app.log_lines("event=job.save_retrying").is_empty(),
+        "a save was retried:\n{}",
+        app.logs()
+    );
+}

@@ -173,15 +173,42 @@ impl JobContext {
                 return Ok(());
             }
         };
-        match lease.save(field, &text).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(JobError::new(
-                "lease lost: another process owns this job now",
-            )),
-            Err(e) => Err(JobError::new(format!("could not save {field:?}: {e}"))),
+        // A save through a Redis restart or failover waits it out, as outcome writes do, rather
+        // than failing the attempt: the work done so far would otherwise be lost with it.
+        let give_up = tokio::time::Instant::now() + SAVE_RETRY_FOR;
+        let mut delay = SAVE_RETRY_FIRST;
+        loop {
+            match lease.save(field, &text).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    return Err(JobError::new(
+                        "lease lost: another process owns this job now",
+                    ));
+                }
+                Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < give_up => {
+                    tracing::warn!(
+                        event = "job.save_retrying",
+                        job_id = %self.job.id,
+                        field = ?field,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %e
+                    );
+                    if !sleep_unless(&self.cancel, delay).await {
+                        return Err(JobError::new(format!("could not save {field:?}: {e}")));
+                    }
+                    delay = (delay * 2).min(SAVE_RETRY_MAX);
+                }
+                Err(e) => return Err(JobError::new(format!("could not save {field:?}: {e}"))),
+            }
         }
     }
 }
+
+/// The first wait before a failed save is tried again; it doubles up to [`SAVE_RETRY_MAX`].
+const SAVE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const SAVE_RETRY_MAX: Duration = Duration::from_secs(2);
+/// How long a save keeps trying before the attempt fails with its error.
+const SAVE_RETRY_FOR: Duration = Duration::from_secs(10);
 
 fn lock(saved: &Mutex<Saved>) -> MutexGuard<'_, Saved> {
     saved

@@ -125,6 +125,15 @@ impl Redis {
         );
     }
 
+    /// Freezes the server for `pause` (SIGSTOP, then SIGCONT): connections stay open and every
+    /// command waits unanswered, as with a stalled host; nothing is lost.
+    pub fn freeze_for(&self, pause: Duration) {
+        let pid = Pid::from_raw(self.child.as_ref().expect("running").id() as i32);
+        kill(pid, Signal::SIGSTOP).expect("SIGSTOP redis-server");
+        thread::sleep(pause);
+        kill(pid, Signal::SIGCONT).expect("SIGCONT redis-server");
+    }
+
     /// Kills the server (SIGKILL: no goodbye to clients, nothing saved).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
