@@ -14,6 +14,7 @@ use super::JobError;
 use crate::limiter::{Limiter, SharedLimits};
 use crate::queue::{Lease, StateField, json_within};
 use crate::shutdown::sleep_unless;
+use crate::worker::Doubling;
 
 /// What a running job knows about itself, and how it talks back.
 #[derive(Clone)]
@@ -176,29 +177,31 @@ impl JobContext {
         // A save through a Redis restart or failover waits it out, as outcome writes do, rather
         // than failing the attempt: the work done so far would otherwise be lost with it.
         let give_up = tokio::time::Instant::now() + SAVE_RETRY_FOR;
-        let mut delay = SAVE_RETRY_FIRST;
+        let mut wait = Doubling::new(SAVE_RETRY_FIRST, SAVE_RETRY_MAX);
         loop {
-            match lease.save(field, &text).await {
+            let e = match lease.save(field, &text).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {
                     return Err(JobError::new(
                         "lease lost: another process owns this job now",
                     ));
                 }
-                Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < give_up => {
-                    tracing::warn!(
-                        event = "job.save_retrying",
-                        job_id = %self.job.id,
-                        field = ?field,
-                        retry_in_ms = delay.as_millis() as u64,
-                        error = %e
-                    );
-                    if !sleep_unless(&self.cancel, delay).await {
-                        return Err(JobError::new(format!("could not save {field:?}: {e}")));
-                    }
-                    delay = (delay * 2).min(SAVE_RETRY_MAX);
-                }
-                Err(e) => return Err(JobError::new(format!("could not save {field:?}: {e}"))),
+                Err(e) => e,
+            };
+            let failed = || JobError::new(format!("could not save {field:?}: {e}"));
+            let delay = wait.next_wait();
+            if !e.is_transient() || tokio::time::Instant::now() + delay >= give_up {
+                return Err(failed());
+            }
+            tracing::warn!(
+                event = "job.save_retrying",
+                job_id = %self.job.id,
+                field = ?field,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %e
+            );
+            if !sleep_unless(&self.cancel, delay).await {
+                return Err(failed());
             }
         }
     }
