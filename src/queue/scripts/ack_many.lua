@@ -7,8 +7,6 @@
 local base = ARGV[1]
 local keep = parse_keep(ARGV[2], ARGV[3])
 if (#ARGV - 3) % 3 ~= 0 then error('bad ack arguments') end
-local out = {}
-for a = 4, #ARGV, 3 do
-  out[#out + 1] = ack_job(base, job_key(base, ARGV[a]), KEYS[1], ARGV[a + 1], ARGV[a + 2], keep)
-end
-return out
+local acks = {}
+for a = 4, #ARGV, 3 do acks[#acks + 1] = {ARGV[a], ARGV[a + 1], ARGV[a + 2]} end
+return ack_jobs(base, KEYS[1], acks, keep)

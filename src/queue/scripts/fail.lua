@@ -25,7 +25,7 @@ local entry = cjson.encode({attempt = tonumber(f[1]) or 0, at = now, message = m
 redis.call('LREM', KEYS[2], 1, id)
 redis.call('HSET', jk, 'x', failures, 'err_seq', seq, err_field(seq), entry)
 if seq > kept then redis.call('HDEL', jk, err_field(seq - kept)) end
-redis.call('HDEL', jk, 'L', 'o')
+redis.call('HDEL', jk, 'L', 'o', 'e')
 count_minute(base, now, not cancelled)
 if cancelled then
   finish_cancelled(base, jk, id, now, keep)

@@ -7,46 +7,66 @@
 -- reaper could not tell its in-flight list from a dead one), else {'ok', {job, ...}}, or
 -- {'more', {job, ...}} when it stopped at its budget with ids still to look at. Each job is a
 -- flat field/value list of what a runner needs (not the whole record: no result, no errors).
+--
+-- Cost: ids leave a queue by one RPOP of many and enter the in-flight list by one LPUSH of many;
+-- each job then costs one HMGET and one HSET (this script runs once per batch, so a
+-- busy process pays per job only for what each job needs).
 local base, process, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local queues = {}
 for i = 4, #ARGV do queues[#queues + 1] = ARGV[i] end
-if not want then error('bad fetch arguments') end
+if not want or want < 1 then error('bad fetch arguments') end
 if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', {}} end
+-- As text once: a number passed to redis.call is formatted anew at every call.
 local now = now_ms()
-local jobs = {}
-local wanted = {'k', 'q', 'a', 'x', 'm', 'T', 'checkpoint'}
+local now_s = tostring(now)
+local jobs, taken = {}, {}
+-- What a runner needs; 's' first (the status decides), 'status' to spot a record in long names.
+local wanted = {'s', 'n', 'k', 'q', 'a', 'x', 'm', 'T', 'checkpoint', 'status'}
 -- Ids of jobs that were cancelled or expired while queued are dropped; the budget bounds how
--- long one call may spend on them.
+-- many ids one call may look at.
 local budget = 1000
-while #jobs < want and budget > 0 do
-  budget = budget - 1
-  local id = false
+local exhausted = false
+while #jobs < want and budget > 0 and not exhausted do
+  local ids = false
   for _, q in ipairs(queues) do
-    id = redis.call('LMOVE', queue_key(base, q), KEYS[1], 'RIGHT', 'LEFT')
-    if id then break end
+    ids = redis.call('RPOP', queue_key(base, q), math.min(want - #jobs, budget))
+    if ids then break end
   end
-  if not id then break end
-  local jk = job_hash(base, id)
-  if redis.call('HGET', jk, 's') == 'queued' then
-    local attempt = redis.call('HINCRBY', jk, 'n', 1)
-    local lease = process .. ':' .. attempt
-    redis.call('HSET', jk, 's', 'running', 't', now, 'L', lease, 'o', process)
-    redis.call('HDEL', jk, 'e', 'f')
-    local values = redis.call('HMGET', jk, unpack(wanted))
-    local job = {'id', id, 's', 'running', 'n', attempt, 'L', lease, 't', now}
-    for i, name in ipairs(wanted) do
-      if values[i] then
-        job[#job + 1] = name
-        job[#job + 1] = values[i]
+  if not ids then
+    exhausted = true
+  else
+    budget = budget - #ids
+    for _, id in ipairs(ids) do
+      local jk = job_key(base, id)
+      local v = redis.call('HMGET', jk, unpack(wanted))
+      if not v[1] and v[10] then
+        upgrade(jk)
+        v = redis.call('HMGET', jk, unpack(wanted))
+      end
+      if v[1] == 'queued' then
+        local attempt = (tonumber(v[2]) or 0) + 1
+        local lease = process .. ':' .. attempt
+        -- 'e' (when it became ready) stays until the attempt's outcome is written: one call less
+        -- per job here, and no reader shows it for a job that is not waiting.
+        redis.call('HSET', jk, 's', 'running', 'n', attempt, 't', now_s, 'L', lease, 'o', process)
+        local job = {'id', id, 's', 'running', 'n', attempt, 'L', lease, 't', now_s}
+        for i = 3, #wanted - 1 do
+          if v[i] then
+            job[#job + 1] = wanted[i]
+            job[#job + 1] = v[i]
+          end
+        end
+        jobs[#jobs + 1] = job
+        taken[#taken + 1] = id
+      else
+        -- A cancelled job's id is passed: its mark goes (see ready_again), so a retry pushes it
+        -- anew.
+        redis.call('HDEL', jk, 'w')
       end
     end
-    jobs[#jobs + 1] = job
-  else
-    -- Just moved to the head of the list, so this finds it at once. A cancelled job's id is
-    -- passed: its mark goes (see ready_again), so a retry pushes it anew.
-    redis.call('LREM', KEYS[1], 1, id)
-    redis.call('HDEL', jk, 'w')
   end
 end
-if budget == 0 and #jobs < want then return {'more', jobs} end
+-- In the order LMOVE one by one would leave them: the oldest job deepest in the list.
+if #taken > 0 then redis.call('LPUSH', KEYS[1], unpack(taken)) end
+if budget <= 0 and #jobs < want then return {'more', jobs} end
 return {'ok', jobs}

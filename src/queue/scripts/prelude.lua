@@ -1,5 +1,9 @@
--- Helpers shared by every script: queue/scripts.rs prepends this file to each one, so the
--- rules for "ready", "cancelled" and "expire when finished" are written once.
+-- Helpers shared by every script, so the rules for "ready", "cancelled" and "expire when
+-- finished" are written once. queue/scripts.rs prepends to each script the definitions of this
+-- file it uses (directly or through another), in this file's order: a script runs its whole text
+-- at every call, and each function defined is a closure made anew and left to the garbage
+-- collector. Each definition starts a line with `local function NAME` or `local NAME =`, with
+-- its comment directly above it; this header belongs to none.
 -- Key names are spelled here once, built from ARGV base, the base of one shard ("{prefix:sXXX}:",
 -- or "{prefix}:" for the legacy shard): its hash tag keeps the shard's keys in one slot, so a
 -- script may touch any key of its shard it was not passed, and never one of another shard. Rust
@@ -46,11 +50,12 @@ local function err_field(n) return 'err:' .. n end
 --   c created_at  r run_at  e enqueued_at  t started_at  f finished_at  L lease  o owner  R result
 -- Records written before the short names are renamed in place the first time a script touches
 -- them (their TTL is kept); their 'id' field goes, since the key names the job.
-local LONG_NAMES = {kind = 'k', queue = 'q', args = 'a', status = 's', attempts = 'n',
-  failures = 'x', max_attempts = 'm', timeout_ms = 'T', created_at = 'c', run_at = 'r',
-  enqueued_at = 'e', started_at = 't', finished_at = 'f', lease = 'L', owner = 'o', result = 'R'}
 local function upgrade(jk)
   if redis.call('HEXISTS', jk, 'status') == 0 then return end
+  -- Built here, only for the rare old record: not at every call of every script.
+  local LONG_NAMES = {kind = 'k', queue = 'q', args = 'a', status = 's', attempts = 'n',
+    failures = 'x', max_attempts = 'm', timeout_ms = 'T', created_at = 'c', run_at = 'r',
+    enqueued_at = 'e', started_at = 't', finished_at = 'f', lease = 'L', owner = 'o', result = 'R'}
   local all = redis.call('HGETALL', jk)
   local renamed, old = {}, {'id'}
   for i = 1, #all, 2 do
@@ -94,16 +99,21 @@ local function holds_lease(jk, lease)
 end
 
 -- A finished job expires after its retention, or later while its idempotency key still lives,
--- so a repeated request within the key's lifetime can still be answered with the job.
-local function expire_finished(base, jk, retention_ms)
+-- so a repeated request within the key's lifetime can still be answered with the job. idem and q:
+-- the job's 'idem_key' and 'q' fields, as its caller read them.
+local function expire_finished_as(base, jk, retention_ms, idem, q)
   local ttl = retention_ms
-  local idem = redis.call('HMGET', jk, 'idem_key', 'q')
-  if idem[1] and idem[2] then
-    local idem_ttl = redis.call('PTTL', idem_key(base, idem[2], idem[1]))
+  if idem and q then
+    local idem_ttl = redis.call('PTTL', idem_key(base, q, idem))
     if idem_ttl > ttl then ttl = idem_ttl end
   end
   if ttl < 1 then ttl = 1 end
   redis.call('PEXPIRE', jk, ttl)
+end
+
+local function expire_finished(base, jk, retention_ms)
+  local idem = redis.call('HMGET', jk, 'idem_key', 'q')
+  expire_finished_as(base, jk, retention_ms, idem[1], idem[2])
 end
 
 -- Succeeded and cancelled jobs are listed newest first in 'finished', which keeps at most
@@ -112,38 +122,60 @@ end
 -- should an id still stand there for a job that runs or waits again, it is dropped from the
 -- list without touching the job.
 -- The list itself expires a retention after the last push: by then every record it names has.
-local function index_finished(base, id, keep)
+-- ids: jobs just finished, oldest first; cancelled: {id, finished_at} of those among them that
+-- were cancelled. One LPUSH, one RPOP and one ZREM for all of them, whatever their number.
+local function index_finished_many(base, ids, cancelled, keep)
   local fk, keep_max = finished_key(base), keep[2]
-  redis.call('LPUSH', fk, id)
+  local len = redis.call('LPUSH', fk, unpack(ids))
   redis.call('PEXPIRE', fk, keep[1])
   -- The cancelled index: within the same count bound (ids leave it with the list) and age bound.
-  local f = redis.call('HMGET', job_key(base, id), 's', 'f')
-  if f[1] == 'cancelled' then
-    local dk, at = done_key(base, f[1]), tonumber(f[2]) or 0
-    redis.call('ZADD', dk, at, id)
+  if #cancelled > 0 then
+    local dk = done_key(base, 'cancelled')
+    for _, c in ipairs(cancelled) do
+      redis.call('ZADD', dk, c[2], c[1])
+      redis.call('ZREMRANGEBYSCORE', dk, '-inf', c[2] - keep[1])
+    end
     redis.call('PEXPIRE', dk, keep[1])
-    redis.call('ZREMRANGEBYSCORE', dk, '-inf', at - keep[1])
   end
-  local excess = redis.call('LLEN', fk) - keep_max
-  while excess > 0 do
-    local old = redis.call('RPOP', fk)
-    local ojk = job_hash(base, old)
-    redis.call('ZREM', done_key(base, 'cancelled'), old)
-    local status = redis.call('HGET', ojk, 's')
-    if (status == 'succeeded' or status == 'cancelled') and redis.call('HEXISTS', ojk, 'L') == 0 then
+  -- At most 1000 a call (unpack's bound): a list over its bound after JOB_RETENTION_MAX was
+  -- lowered shrinks by that much at every finish.
+  local excess = math.min(len - keep_max, 1000)
+  if excess < 1 then return end
+  local olds = redis.call('RPOP', fk, excess)
+  redis.call('ZREM', done_key(base, 'cancelled'), unpack(olds))
+  for _, old in ipairs(olds) do
+    local ojk = job_key(base, old)
+    -- Long field names too: a record written before the short names is deleted as it stands.
+    local h = redis.call('HMGET', ojk, 's', 'L', 'status', 'lease')
+    local status, held = h[1] or h[3], h[2] or h[4]
+    if (status == 'succeeded' or status == 'cancelled') and not held then
       redis.call('DEL', ojk)
     end
-    excess = excess - 1
   end
 end
 
--- Counts one finished attempt (and whether it failed) in its minute's hash, which expires after
--- an hour and a little: the last hour of counts is all GET /stats/minutes shows.
-local function count_minute(base, now, failed)
+-- index_finished_many for one job, finished by another script (cancel, fail).
+local function index_finished(base, id, keep)
+  local f = redis.call('HMGET', job_key(base, id), 's', 'f')
+  local cancelled = {}
+  if f[1] == 'cancelled' then cancelled[1] = {id, tonumber(f[2]) or 0} end
+  index_finished_many(base, {id}, cancelled, keep)
+end
+
+-- Counts finished attempts (n of them, failed of which failed) in their minute's hash, which
+-- expires after an hour and a little: the last hour of counts is all GET /stats/minutes shows.
+local function count_minutes(base, now, n, failed)
   local mk = minute_key(base, math.floor(now / 60000))
   -- The first count of a minute creates its hash, and sets its lifetime once.
-  if redis.call('HINCRBY', mk, 'processed', 1) == 1 then redis.call('PEXPIRE', mk, 3900000) end
-  if failed then redis.call('HINCRBY', mk, 'failed', 1) end
+  if redis.call('HINCRBY', mk, 'processed', n) == n then redis.call('PEXPIRE', mk, 3900000) end
+  if failed > 0 then redis.call('HINCRBY', mk, 'failed', failed) end
+end
+
+-- Counts one finished attempt, and whether it failed.
+local function count_minute(base, now, failed)
+  local f = 0
+  if failed then f = 1 end
+  count_minutes(base, now, 1, f)
 end
 
 -- Tells idle workers that queue q has a job, when the push made its list len long. Only a push
@@ -210,22 +242,44 @@ end
 local function limit_rate_key(base, key) return base .. 'limit:rate:' .. key end
 local function limit_running_key(base, key) return base .. 'limit:running:' .. key end
 
--- Records a job's success and releases it, if lease still holds it (ack.lua, ack_many.lua).
--- Returns 1, or 0 when the lease is no longer the caller's (nothing is written).
-local function ack_job(base, jk, inflight, lease, result, keep)
-  if not holds_lease(jk, lease) then return 0 end
+-- Records the success of each job in acks ({id, lease, result (JSON)}) and releases it, if its
+-- lease still holds it (ack.lua, ack_many.lua). Returns {1|0, ...}: per job, 1, or 0 when the lease
+-- is no longer the caller's (nothing is written for it).
+-- The minute's count and the finished list are written once for the whole batch.
+local function ack_jobs(base, inflight, acks, keep)
   local now = now_ms()
-  count_minute(base, now, false)
-  local id = id_of(base, jk)
-  redis.call('LREM', inflight, 1, id)
-  -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
-  -- stored: an absent result reads as null.
-  local fields = {'f', now}
-  if not is_cancelled(jk) then fields[3] = 's'; fields[4] = 'succeeded' end
-  if result ~= 'null' then fields[#fields + 1] = 'R'; fields[#fields + 1] = result end
-  redis.call('HSET', jk, unpack(fields))
-  redis.call('HDEL', jk, 'L', 'o', 'checkpoint')
-  expire_finished(base, jk, keep[1])
-  index_finished(base, id, keep)
-  return 1
+  local now_s = tostring(now)
+  local out, ids, cancelled = {}, {}, {}
+  for i, ack in ipairs(acks) do
+    local id, lease, result = ack[1], ack[2], ack[3]
+    local jk = job_key(base, id)
+    local h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease')
+    if not h[1] and h[5] then
+      upgrade(jk)
+      h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease')
+    end
+    out[i] = 0
+    if h[1] == lease then
+      out[i] = 1
+      redis.call('LREM', inflight, 1, id)
+      -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
+      -- stored: an absent result reads as null.
+      local fields = {'f', now_s}
+      if h[2] == '1' then
+        cancelled[#cancelled + 1] = {id, now}
+      else
+        fields[3] = 's'; fields[4] = 'succeeded'
+      end
+      if result ~= 'null' then fields[#fields + 1] = 'R'; fields[#fields + 1] = result end
+      redis.call('HSET', jk, unpack(fields))
+      redis.call('HDEL', jk, 'L', 'o', 'e', 'checkpoint')
+      expire_finished_as(base, jk, keep[1], h[3], h[4])
+      ids[#ids + 1] = id
+    end
+  end
+  if #ids > 0 then
+    count_minutes(base, now, #ids, 0)
+    index_finished_many(base, ids, cancelled, keep)
+  end
+  return out
 end
