@@ -62,6 +62,40 @@ pub enum QueueError {
     Encoding(#[from] serde_json::Error),
 }
 
+impl QueueError {
+    /// The same error again, for each of the jobs one failed call carried (see
+    /// `enqueue_batch.rs`).
+    pub(super) fn duplicate(&self) -> QueueError {
+        match self {
+            QueueError::Unavailable { source } => QueueError::Unavailable {
+                source: source.clone(),
+            },
+            QueueError::NoAnswer(why) => QueueError::NoAnswer(why),
+            QueueError::Full { source } => QueueError::Full {
+                source: source.clone(),
+            },
+            QueueError::Redis { source } => QueueError::Redis {
+                source: source.clone(),
+            },
+            QueueError::BadUrl { url, source } => QueueError::BadUrl {
+                url: url.clone(),
+                source: source.clone(),
+            },
+            QueueError::UnreadableRecord { id, field } => QueueError::UnreadableRecord {
+                id: id.clone(),
+                field: field.clone(),
+            },
+            QueueError::UnexpectedReply { script, reply } => QueueError::UnexpectedReply {
+                script,
+                reply: reply.clone(),
+            },
+            QueueError::Encoding(e) => {
+                QueueError::Encoding(<serde_json::Error as serde::ser::Error>::custom(e))
+            }
+        }
+    }
+}
+
 impl From<RedisError> for QueueError {
     fn from(e: RedisError) -> QueueError {
         if e.code() == Some("OOM") {

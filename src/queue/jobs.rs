@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::{FromRedisValue, ParsingError, Value};
 use serde_json::Value as Json;
 
+use super::enqueue_batch::EnqueueArgs;
 use super::error::QueueError;
 use super::job::JobRecord;
 use super::reply::{parse, record, tagged, unexpected};
@@ -119,16 +120,9 @@ impl FromRedisValue for Retried {
 }
 
 impl Queue {
-    /// Stores a job; it is in Redis when this returns `Created`.
+    /// Stores a job; it is in Redis when this returns `Created`. Jobs enqueued at about the
+    /// same time go to Redis together (see `enqueue_batch.rs`).
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
-        let mut conn = self.redis.connection()?;
-        let (delay, run_at) = match job.when {
-            RunAt::Now => (String::new(), String::new()),
-            RunAt::After(d) => (ms(d).to_string(), String::new()),
-            RunAt::At(at) => (String::new(), at.to_string()),
-        };
-        let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
-        let args = serde_json::to_string(&job.args)?;
         let shard = self.keys.for_queue(&job.queue);
         debug_assert_eq!(
             self.keys.for_job(&job.id),
@@ -136,24 +130,7 @@ impl Queue {
             "a job id names its queue's shard"
         );
         self.announce(&[&job.queue]).await?;
-        let reply: Value = scripts::ENQUEUE
-            .key(shard.scheduled())
-            .key(shard.queues())
-            .arg(shard.base())
-            .arg(&job.id)
-            .arg(&job.kind)
-            .arg(&job.queue)
-            .arg(args)
-            .arg(job.max_attempts)
-            .arg(job.timeout.map(|t| ms(t).to_string()).unwrap_or_default())
-            .arg(delay)
-            .arg(run_at)
-            .arg(idem_key)
-            .arg(ms(IDEMPOTENCY_TTL))
-            .arg(fingerprint)
-            .invoke_async(&mut conn)
-            .await?;
-        parse("enqueue", reply)
+        self.enqueue_batched(shard, EnqueueArgs::of(job)?).await
     }
 
     /// Reads a job.

@@ -110,6 +110,7 @@ mod ack_batch;
 mod bulk;
 mod cluster;
 mod connection;
+mod enqueue_batch;
 mod error;
 mod events;
 mod fetch;
@@ -186,6 +187,8 @@ pub struct Queue {
     retention: Arc<Retention>,
     /// Runners' acks on their way to Redis together (see `ack_batch.rs`).
     acks: ack_batch::AckSender,
+    /// Requests' new jobs on their way to Redis together (see `enqueue_batch.rs`).
+    enqueues: enqueue_batch::EnqueueSender,
     /// Shards announced in the known-shards set, and those a fetch found empty lately.
     shards: Arc<shards::ShardBook>,
 }
@@ -203,6 +206,7 @@ impl Queue {
             keys: Keys::new(prefix),
             retention: Arc::new(retention),
             acks: Default::default(),
+            enqueues: Default::default(),
             shards: Default::default(),
         }
     }
