@@ -259,6 +259,48 @@ fn latency(app: &App) {
     );
 }
 
+fn h2load_available() -> bool {
+    std::process::Command::new("h2load")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// p99 of 2000 GETs of `path`, one at a time on one keep-alive connection: timed by h2load (its
+/// per-request log) when it is on the PATH, a C client that adds little of its own; else by
+/// this process's client.
+fn p99_ms(app: &App, client: &Client, path: &str) -> f64 {
+    if h2load_available() {
+        let log = std::env::temp_dir().join(format!("onedyno-bench-h2load-{}", std::process::id()));
+        let out = std::process::Command::new("h2load")
+            .args(["--h1", "-n", "2000", "-c", "1", "-m", "1"])
+            .arg(format!("--log-file={}", log.display()))
+            .arg(app.url(path))
+            .output()
+            .expect("h2load");
+        assert!(out.status.success(), "h2load: {out:?}");
+        // Tab-separated: start (µs since the epoch), status, µs until the response ended.
+        let text = std::fs::read_to_string(&log).expect("h2load log");
+        let _ = std::fs::remove_file(&log);
+        let mut lat: Vec<Duration> = text
+            .lines()
+            .filter_map(|line| line.split('\t').nth(2)?.trim().parse().ok())
+            .map(Duration::from_micros)
+            .collect();
+        assert_eq!(lat.len(), 2000, "h2load logged {} requests", lat.len());
+        return percentile_ms(&mut lat, 99.0);
+    }
+    let mut lat: Vec<Duration> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            let res = client.get(app.url(path)).send().expect("GET");
+            let _ = res.bytes();
+            t.elapsed()
+        })
+        .collect();
+    percentile_ms(&mut lat, 99.0)
+}
+
 /// p99 of GET /health and GET /jobs/{id}, idle and with all 50 slots running `cpu` jobs.
 fn web_under_load(app: &App) {
     let client = Client::builder().tcp_nodelay(true).build().expect("client");
@@ -269,17 +311,7 @@ fn web_under_load(app: &App) {
         .and_then(|r| r.json())
         .expect("POST");
     let job_path = format!("/jobs/{}", job["id"].as_str().expect("id"));
-    let measure = |path: &str| {
-        let mut lat: Vec<Duration> = (0..2000)
-            .map(|_| {
-                let t = Instant::now();
-                let res = client.get(app.url(path)).send().expect("GET");
-                let _ = res.bytes();
-                t.elapsed()
-            })
-            .collect();
-        percentile_ms(&mut lat, 99.0)
-    };
+    let measure = |path: &str| p99_ms(app, &client, path);
     let idle = (measure("/health"), measure(&job_path));
     let busy_jobs = Value::Array(vec![json!({"kind": "cpu", "args": {"ms": 20000}}); 50]);
     client
@@ -290,8 +322,16 @@ fn web_under_load(app: &App) {
     std::thread::sleep(Duration::from_millis(500));
     let busy = (measure("/health"), measure(&job_path));
     println!(
-        "web p99 idle -> 50 cpu jobs running  GET /health {:.2} -> {:.2} ms, GET /jobs/{{id}} {:.2} -> {:.2} ms",
-        idle.0, busy.0, idle.1, busy.1
+        "web p99 idle -> 50 cpu jobs running  GET /health {:.2} -> {:.2} ms, GET /jobs/{{id}} {:.2} -> {:.2} ms  ({})",
+        idle.0,
+        busy.0,
+        idle.1,
+        busy.1,
+        if h2load_available() {
+            "h2load, 2000 GETs one at a time"
+        } else {
+            "2000 GETs one at a time; h2load not on the PATH"
+        }
     );
 }
 

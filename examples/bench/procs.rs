@@ -107,14 +107,19 @@ impl Redis {
 
     /// Jobs waiting in `default` or held in any in-flight list.
     pub(crate) fn unfinished(&self) -> u64 {
+        // The `default` queue's shard (`{onedyno:sbde}`): its list, and the in-flight list of
+        // each process registered there. No KEYS scan: it would cost Redis time per poll in
+        // proportion to the jobs stored, and show up in the Redis CPU per job.
         let script = redis::Script::new(
             "local n = redis.call('LLEN', KEYS[1]) \
-             for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('LLEN', k) end \
+             for _, p in ipairs(redis.call('SMEMBERS', KEYS[2])) do \
+               n = n + redis.call('LLEN', ARGV[1] .. p) end \
              return n",
         );
         script
-            .key("{onedyno}:queue:default")
-            .arg("{onedyno}:inflight:*")
+            .key("{onedyno:sbde}:queue:default")
+            .key("{onedyno:sbde}:processes")
+            .arg("{onedyno:sbde}:inflight:")
             .invoke(&mut self.conn())
             .expect("count")
     }
