@@ -57,7 +57,7 @@ for i, due in ipairs(dues) do
     -- means).
     local fields = {'k', kind, 'q', queue, 'm', max_attempts, 'c', now_s, 's', status}
     if args ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = args end
-    if due > now then fields[#fields + 1] = 'r'; fields[#fields + 1] = tostring(due) end
+    if due > now then fields[#fields + 1] = 'r'; fields[#fields + 1] = due end
     if timeout_ms ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = timeout_ms end
     if fp then
       fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = idem

@@ -16,12 +16,17 @@ local per, first, count = 9, 5, tonumber(ARGV[3])
 local check_only = ARGV[4] == 'check'
 if not count or #ARGV < first - 1 + count * per then error('bad enqueue arguments') end
 local now = now_ms()
-local plan = {}
+local now_s = tostring(now)
+-- Per job, by its place in the batch (1-based): its due time, and for a job with a key, what
+-- the key found. Plain arrays, not a table per job: a batch of 1,000 makes no garbage per job
+-- that has no key.
+local dues = {}
+local fps, existing, same_as = {}, {}, {}
 local seen = {}
 local requests = first + count * per
 -- Every job is read and checked before the first write: Redis does not roll a script back.
-for i = 0, count - 1 do
-  local a = first + i * per
+for i = 1, count do
+  local a = first + (i - 1) * per
   local due = now
   if ARGV[a + 7] ~= '' then
     due = tonumber(ARGV[a + 7])
@@ -29,69 +34,75 @@ for i = 0, count - 1 do
     due = now + tonumber(ARGV[a + 6])
   end
   if not due or not tonumber(ARGV[a + 4]) then error('bad enqueue arguments') end
-  local job = {a = a, due = due, idem = ARGV[a + 8], queue = ARGV[a + 2]}
-  if job.idem ~= '' then
-    job.fp = redis.sha1hex(ARGV[requests])
+  dues[i] = due
+  local idem = ARGV[a + 8]
+  if idem ~= '' then
+    local fp = redis.sha1hex(ARGV[requests])
     requests = requests + 1
+    fps[i] = fp
     -- A key's scope is its queue (see idem_key).
-    local scoped = idem_key(base, job.queue, job.idem)
+    local scoped = idem_key(base, ARGV[a + 2], idem)
     local earlier = seen[scoped]
     if earlier then
-      if earlier.fp ~= job.fp then return {'reused', i} end
-      job.same_as = earlier
+      if fps[earlier] ~= fp then return {'reused', i - 1} end
+      same_as[i] = earlier
     else
-      local existing = redis.call('GET', scoped)
-      if existing and redis.call('EXISTS', job_key(base, existing)) == 1 then
-        local ejk = job_key(base, existing)
-        if redis.call('HGET', ejk, 'idem_fp') ~= job.fp then return {'reused', i} end
+      local found = redis.call('GET', scoped)
+      if found and redis.call('EXISTS', job_key(base, found)) == 1 then
+        local ejk = job_key(base, found)
+        if redis.call('HGET', ejk, 'idem_fp') ~= fp then return {'reused', i - 1} end
         local st = redis.call('HMGET', ejk, 's', 'status')
-        job.existing = {existing, st[1] or st[2]}
+        existing[i] = {found, st[1] or st[2]}
       end
-      seen[scoped] = job
+      seen[scoped] = i
     end
   end
-  plan[#plan + 1] = job
 end
 if check_only then return {'ok', {}} end
 local reply = {}
+-- What each job became: {id, status}, for a later job of the batch with the same key.
+local made = {}
 local touched = {}
 -- Ready ids per queue, pushed with one LPUSH per queue (in batch order, so the first runs first).
 local ready_ids = {}
-for _, job in ipairs(plan) do
-  local a = job.a
+for i = 1, count do
+  local a = first + (i - 1) * per
   local id, queue = ARGV[a], ARGV[a + 2]
-  local known = job.existing or (job.same_as and (job.same_as.existing or job.same_as.created))
+  local known = existing[i] or (same_as[i] and (existing[same_as[i]] or made[same_as[i]]))
   if known then
     reply[#reply + 1] = 'existing'
     reply[#reply + 1] = known[1]
     reply[#reply + 1] = known[2]
   else
-    local jk = job_key(base, id)
+    local due = dues[i]
     local status = 'queued'
-    if job.due > now then status = 'scheduled' end
+    if due > now then status = 'scheduled' end
     -- One HSET per job: the record is written whole.
     -- The same record enqueue.lua writes.
-    local fields = {'k', ARGV[a + 1], 'q', queue, 'm', ARGV[a + 4], 'c', now, 's', status}
+    local fields = {'k', ARGV[a + 1], 'q', queue, 'm', ARGV[a + 4], 'c', now_s, 's', status}
     if ARGV[a + 3] ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[a + 3] end
-    if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = job.due end
+    if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = due end
     if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = ARGV[a + 5] end
-    if job.fp then
-      redis.call('SET', idem_key(base, queue, job.idem), id, 'PX', idem_ttl_ms)
-      fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = job.idem
-      fields[#fields + 1] = 'idem_fp'; fields[#fields + 1] = job.fp
+    local fp = fps[i]
+    if fp then
+      local idem = ARGV[a + 8]
+      redis.call('SET', idem_key(base, queue, idem), id, 'PX', idem_ttl_ms)
+      fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = idem
+      fields[#fields + 1] = 'idem_fp'; fields[#fields + 1] = fp
+      made[i] = {id, status}
     end
+    local jk = job_key(base, id)
     if status == 'scheduled' then
       redis.call('HSET', jk, unpack(fields))
-      redis.call('ZADD', KEYS[1], job.due, id)
+      redis.call('ZADD', KEYS[1], due, id)
     else
-      fields[#fields + 1] = 'e'; fields[#fields + 1] = now
+      fields[#fields + 1] = 'e'; fields[#fields + 1] = now_s
       redis.call('HSET', jk, unpack(fields))
       local ready = ready_ids[queue]
       if not ready then ready = {}; ready_ids[queue] = ready end
       ready[#ready + 1] = id
     end
     touched[queue] = true
-    job.created = {id, status}
     reply[#reply + 1] = 'created'
     reply[#reply + 1] = id
     reply[#reply + 1] = status
