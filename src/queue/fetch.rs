@@ -29,22 +29,33 @@ enum FetchReply {
     Jobs(Vec<Vec<String>>, bool),
 }
 
-/// `fetch.lua`: `{'unregistered', {}}` or `{'ok', {job, ...}}`.
+/// `fetch.lua`: `{'unregistered', {}}`, or `{'ok'|'more', jobs}` with the jobs in one flat list:
+/// per job, how many field/value pairs follow, then the pairs.
 impl FromRedisValue for FetchReply {
     fn from_redis_value(v: Value) -> Result<FetchReply, ParsingError> {
         let (tag, [jobs]) = tagged(v)?;
-        match tag.as_str() {
-            "unregistered" => Ok(FetchReply::Unregistered),
-            "ok" => Ok(FetchReply::Jobs(
-                FromRedisValue::from_redis_value(jobs)?,
-                false,
-            )),
-            "more" => Ok(FetchReply::Jobs(
-                FromRedisValue::from_redis_value(jobs)?,
-                true,
-            )),
-            _ => Err(unexpected(&tag)),
+        let more = match tag.as_str() {
+            "unregistered" => return Ok(FetchReply::Unregistered),
+            "ok" => false,
+            "more" => true,
+            _ => return Err(unexpected(&tag)),
+        };
+        let flat: Vec<Value> = FromRedisValue::from_redis_value(jobs)?;
+        let mut items = flat.into_iter();
+        let mut found = Vec::new();
+        while let Some(count) = items.next() {
+            let pairs = usize::from_redis_value(count)?;
+            let fields = items
+                .by_ref()
+                .take(2 * pairs)
+                .map(String::from_redis_value)
+                .collect::<Result<Vec<String>, _>>()?;
+            if fields.len() != 2 * pairs {
+                return Err("a job cut short".into());
+            }
+            found.push(fields);
         }
+        Ok(FetchReply::Jobs(found, more))
     }
 }
 
@@ -160,16 +171,36 @@ enum ShardFetch {
 
 #[cfg(test)]
 mod tests {
-    use super::super::reply::build::{arr, job, s};
+    use super::super::reply::build::{arr, s};
     use super::*;
 
     #[test]
     fn fetch_replies_read_as_unregistered_or_jobs() {
         let r: FetchReply = parse("fetch", arr(vec![s("unregistered"), arr(vec![])])).unwrap();
         assert!(matches!(r, FetchReply::Unregistered));
-        let r: FetchReply =
-            parse("fetch", arr(vec![s("ok"), arr(vec![job("a"), job("b")])])).unwrap();
-        assert!(matches!(r, FetchReply::Jobs(jobs, false) if jobs.len() == 2 && jobs[1][1] == "b"));
+        let flat = vec![
+            Value::Int(2),
+            s("id"),
+            s("a"),
+            s("n"),
+            Value::Int(1),
+            Value::Int(1),
+            s("id"),
+            s("b"),
+        ];
+        let r: FetchReply = parse("fetch", arr(vec![s("ok"), arr(flat.clone())])).unwrap();
+        assert!(
+            matches!(&r, FetchReply::Jobs(jobs, false) if jobs.len() == 2 && jobs[0] == ["id", "a", "n", "1"] && jobs[1] == ["id", "b"]),
+            "{:?}",
+            match r {
+                FetchReply::Jobs(jobs, _) => jobs,
+                FetchReply::Unregistered => vec![],
+            }
+        );
+        let r: FetchReply = parse("fetch", arr(vec![s("more"), arr(vec![])])).unwrap();
+        assert!(matches!(r, FetchReply::Jobs(jobs, true) if jobs.is_empty()));
+        let cut = parse::<FetchReply>("fetch", arr(vec![s("ok"), arr(flat[..4].to_vec())]));
+        assert!(cut.is_err());
         let e = parse::<FetchReply>("fetch", arr(vec![s("busy"), arr(vec![])])).err();
         assert!(
             matches!(

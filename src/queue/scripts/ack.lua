@@ -4,4 +4,5 @@
 -- ARGV[5] most finished jobs kept
 -- Returns 1, or 0 when the lease is no longer the caller's (nothing is written).
 local keep = parse_keep(ARGV[4], ARGV[5])
-return ack_jobs(ARGV[1], KEYS[2], {{id_of(ARGV[1], KEYS[1]), ARGV[2], ARGV[3]}}, keep)[1]
+local args = {id_of(ARGV[1], KEYS[1]), ARGV[2], ARGV[3]}
+return ack_jobs(ARGV[1], KEYS[2], {args[1]}, args, 1, keep)[1]

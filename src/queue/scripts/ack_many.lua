@@ -7,6 +7,6 @@
 local base = ARGV[1]
 local keep = parse_keep(ARGV[2], ARGV[3])
 if (#ARGV - 3) % 3 ~= 0 then error('bad ack arguments') end
-local acks = {}
-for a = 4, #ARGV, 3 do acks[#acks + 1] = {ARGV[a], ARGV[a + 1], ARGV[a + 2]} end
-return ack_jobs(base, KEYS[1], acks, keep)
+local ids = {}
+for a = 4, #ARGV, 3 do ids[#ids + 1] = ARGV[a] end
+return ack_jobs(base, KEYS[1], ids, ARGV, 4, keep)

@@ -5,8 +5,9 @@
 -- ARGV[1] base  ARGV[2] process id  ARGV[3] most jobs to take  ARGV[4..] queue names, in order
 -- Returns {'unregistered', {}} when the heartbeat is missing (the process must register first, or a
 -- reaper could not tell its in-flight list from a dead one), else {'ok', {job, ...}}, or
--- {'more', {job, ...}} when it stopped at its budget with ids still to look at. Each job is a
--- flat field/value list of what a runner needs (not the whole record: no result, no errors).
+-- {'more', {job, ...}} when it stopped at its budget with ids still to look at. The jobs are one
+-- flat list: per job, how many field/value pairs follow, then the pairs (what a runner needs, not
+-- the whole record: no result, no errors). One list for all: a table per job would be garbage.
 --
 -- Cost: ids leave a queue by one RPOP of many and enter the in-flight list by one LPUSH of many;
 -- each job then costs one HMGET and one HSET (this script runs once per batch, so a
@@ -19,17 +20,17 @@ if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', {}} end
 -- As text once: a number passed to redis.call is formatted anew at every call.
 local now = now_ms()
 local now_s = tostring(now)
-local jobs, taken = {}, {}
+local jobs, taken, found = {}, {}, 0
 -- What a runner needs; 's' first (the status decides), 'status' to spot a record in long names.
 local wanted = {'s', 'n', 'k', 'q', 'a', 'x', 'm', 'T', 'checkpoint', 'status'}
 -- Ids of jobs that were cancelled or expired while queued are dropped; the budget bounds how
 -- many ids one call may look at.
 local budget = 1000
 local exhausted = false
-while #jobs < want and budget > 0 and not exhausted do
+while found < want and budget > 0 and not exhausted do
   local ids = false
   for _, q in ipairs(queues) do
-    ids = redis.call('RPOP', queue_key(base, q), math.min(want - #jobs, budget))
+    ids = redis.call('RPOP', queue_key(base, q), math.min(want - found, budget))
     if ids then break end
   end
   if not ids then
@@ -49,14 +50,21 @@ while #jobs < want and budget > 0 and not exhausted do
         -- 'e' (when it became ready) stays until the attempt's outcome is written: one call less
         -- per job here, and no reader shows it for a job that is not waiting.
         redis.call('HSET', jk, 's', 'running', 'n', attempt, 't', now_s, 'L', lease, 'o', process)
-        local job = {'id', id, 's', 'running', 'n', attempt, 'L', lease, 't', now_s}
+        local at = #jobs + 1
+        jobs[at] = 5
+        jobs[at + 1] = 'id'; jobs[at + 2] = id
+        jobs[at + 3] = 's'; jobs[at + 4] = 'running'
+        jobs[at + 5] = 'n'; jobs[at + 6] = attempt
+        jobs[at + 7] = 'L'; jobs[at + 8] = lease
+        jobs[at + 9] = 't'; jobs[at + 10] = now_s
         for i = 3, #wanted - 1 do
           if v[i] then
-            job[#job + 1] = wanted[i]
-            job[#job + 1] = v[i]
+            jobs[#jobs + 1] = wanted[i]
+            jobs[#jobs + 1] = v[i]
+            jobs[at] = jobs[at] + 1
           end
         end
-        jobs[#jobs + 1] = job
+        found = found + 1
         taken[#taken + 1] = id
       else
         -- A cancelled job's id is passed: its mark goes (see ready_again), so a retry pushes it
@@ -68,5 +76,5 @@ while #jobs < want and budget > 0 and not exhausted do
 end
 -- In the order LMOVE one by one would leave them: the oldest job deepest in the list.
 if #taken > 0 then redis.call('LPUSH', KEYS[1], unpack(taken)) end
-if budget <= 0 and #jobs < want then return {'more', jobs} end
+if budget <= 0 and found < want then return {'more', jobs} end
 return {'ok', jobs}

@@ -242,16 +242,19 @@ end
 local function limit_rate_key(base, key) return base .. 'limit:rate:' .. key end
 local function limit_running_key(base, key) return base .. 'limit:running:' .. key end
 
--- Records the success of each job in acks ({id, lease, result (JSON)}) and releases it, if its
--- lease still holds it (ack.lua, ack_many.lua). Returns {1|0, ...}: per job, 1, or 0 when the lease
--- is no longer the caller's (nothing is written for it).
--- The minute's count and the finished list are written once for the whole batch.
-local function ack_jobs(base, inflight, acks, keep)
+-- Records the success of jobs and releases each, if its lease still holds it (ack.lua,
+-- ack_many.lua): the jobs are args[from], args[from + 3], ..., each followed by its lease and
+-- result (JSON), and ids[i] is the id at args[from + 3 * (i - 1)]. Returns {1|0, ...}: per job, 1,
+-- or 0 when the lease is no longer the caller's (nothing is written for it).
+-- The minute's count and the finished list are written once for the whole batch, and a job makes
+-- no table of its own beyond what redis.call returns: Lua's garbage is most of a script's cost.
+local function ack_jobs(base, inflight, ids, args, from, keep)
   local now = now_ms()
   local now_s = tostring(now)
-  local out, ids, cancelled = {}, {}, {}
-  for i, ack in ipairs(acks) do
-    local id, lease, result = ack[1], ack[2], ack[3]
+  local out, acked, cancelled = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local a = from + 3 * (i - 1)
+    local lease, result = args[a + 1], args[a + 2]
     local jk = job_key(base, id)
     local h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease')
     if not h[1] and h[5] then
@@ -264,22 +267,26 @@ local function ack_jobs(base, inflight, acks, keep)
       redis.call('LREM', inflight, 1, id)
       -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
       -- stored: an absent result reads as null.
-      local fields = {'f', now_s}
       if h[2] == '1' then
         cancelled[#cancelled + 1] = {id, now}
+        if result == 'null' then
+          redis.call('HSET', jk, 'f', now_s)
+        else
+          redis.call('HSET', jk, 'f', now_s, 'R', result)
+        end
+      elseif result == 'null' then
+        redis.call('HSET', jk, 'f', now_s, 's', 'succeeded')
       else
-        fields[3] = 's'; fields[4] = 'succeeded'
+        redis.call('HSET', jk, 'f', now_s, 's', 'succeeded', 'R', result)
       end
-      if result ~= 'null' then fields[#fields + 1] = 'R'; fields[#fields + 1] = result end
-      redis.call('HSET', jk, unpack(fields))
       redis.call('HDEL', jk, 'L', 'o', 'e', 'checkpoint')
       expire_finished_as(base, jk, keep[1], h[3], h[4])
-      ids[#ids + 1] = id
+      acked[#acked + 1] = id
     end
   end
-  if #ids > 0 then
-    count_minutes(base, now, #ids, 0)
-    index_finished_many(base, ids, cancelled, keep)
+  if #acked > 0 then
+    count_minutes(base, now, #acked, 0)
+    index_finished_many(base, acked, cancelled, keep)
   end
   return out
 end
