@@ -86,10 +86,12 @@ fn batch(n: usize) -> Value {
     Value::Array(vec![json!({"kind": "noop"}); n])
 }
 
-/// CPU of Redis and of a process over a measured stretch, per job, in µs.
+/// CPU of Redis and of a process over a measured stretch, per job, in µs, and the scripts Redis
+/// ran per job.
 struct Cpu {
     redis: f64,
     app: f64,
+    scripts: f64,
     pid: u32,
 }
 
@@ -98,6 +100,7 @@ impl Cpu {
         Cpu {
             redis: cpu_seconds(redis.pid()),
             app: cpu_seconds(pid),
+            scripts: redis.script_calls(),
             pid,
         }
     }
@@ -105,9 +108,10 @@ impl Cpu {
     fn per_job(&self, redis: &Redis, jobs: usize) -> String {
         let us = |s: f64| s / jobs as f64 * 1e6;
         format!(
-            "Redis {:.0} µs/job, onedyno {:.0} µs/job",
+            "Redis {:.0} µs/job, onedyno {:.0} µs/job, {:.2} script calls/job",
             us(cpu_seconds(redis.pid()) - self.redis),
-            us(cpu_seconds(self.pid) - self.app)
+            us(cpu_seconds(self.pid) - self.app),
+            (redis.script_calls() - self.scripts) / jobs as f64
         )
     }
 }

@@ -99,6 +99,25 @@ impl Redis {
             .unwrap_or(0.0)
     }
 
+    /// Scripts run so far (EVALSHA and EVAL calls, from `INFO commandstats`).
+    pub(crate) fn script_calls(&self) -> f64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.conn())
+            .expect("INFO commandstats");
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .sum()
+    }
+
     pub(crate) fn flush(&self) {
         let _: () = redis::cmd("FLUSHALL")
             .query(&mut self.conn())
