@@ -117,6 +117,7 @@ impl App {
     /// both are done (always before `SHUTDOWN_TIMEOUT`).
     pub async fn run_until_stopped(mut self, shutdown: Shutdown) -> Result<(), AppError> {
         let config = self.config.clone();
+        self.queue.start_batchers();
         self.spawn_loops(&shutdown);
 
         // Handlers run on a runtime of their own, at a lower priority: a job that hogs its

@@ -32,6 +32,16 @@ pub(super) struct Pending {
 pub(super) type AckSender = Arc<OnceLock<mpsc::Sender<Pending>>>;
 
 impl Queue {
+    /// The batcher's channel, starting the batcher on the calling runtime the first time (see
+    /// [`Queue::start_batchers`] for where the app starts it).
+    pub(super) fn ack_sender(&self) -> &mpsc::Sender<Pending> {
+        self.acks.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUED_MAX);
+            tokio::spawn(run(self.clone(), rx));
+            tx
+        })
+    }
+
     /// Acks job `id` with the others that are waiting. `None`: not written, ack on your own.
     pub(super) async fn ack_batched(
         &self,
@@ -40,11 +50,7 @@ impl Queue {
         lease: &str,
         result: &str,
     ) -> Option<bool> {
-        let sender = self.acks.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(QUEUED_MAX);
-            tokio::spawn(run(self.clone(), rx));
-            tx
-        });
+        let sender = self.ack_sender();
         let (done, outcome) = oneshot::channel();
         let pending = Pending {
             id: id.to_string(),

@@ -60,17 +60,23 @@ pub(super) struct Pending {
 pub(super) type EnqueueSender = Arc<OnceLock<mpsc::Sender<Pending>>>;
 
 impl Queue {
+    /// The batcher's channel, starting the batcher on the calling runtime the first time (see
+    /// [`Queue::start_batchers`] for where the app starts it).
+    pub(super) fn enqueue_sender(&self) -> &mpsc::Sender<Pending> {
+        self.enqueues.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUED_MAX);
+            tokio::spawn(run(self.clone(), rx));
+            tx
+        })
+    }
+
     /// Stores `job` in `shard` (its queue's), together with the others that are waiting.
     pub(super) async fn enqueue_batched(
         &self,
         shard: Shard,
         job: EnqueueArgs,
     ) -> Result<Enqueued, QueueError> {
-        let sender = self.enqueues.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(QUEUED_MAX);
-            tokio::spawn(run(self.clone(), rx));
-            tx
-        });
+        let sender = self.enqueue_sender();
         let (done, outcome) = oneshot::channel();
         match sender.try_send(Pending { shard, job, done }) {
             Ok(()) => outcome

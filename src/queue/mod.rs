@@ -60,7 +60,8 @@
 //! `f` finished_at, `L` lease, `o` owner, `R` result. Below they go by their long names. The key
 //! names the job (no `id` field); a field that would hold nothing new is left out: `attempts`
 //! and `failures` until they count one, `run_at` when it is `created_at`, `args` when `{}`,
-//! `result` when `null`, `enqueued_at` once the job runs. Records written with the long names
+//! `result` when `null`, `enqueued_at` once an attempt's outcome is written (a running job keeps
+//! it: one write less per fetch, and nothing shows it). Records written with the long names
 //! (and an `id`) are renamed in place by the first script that touches them.
 //! - `kind queue args max_attempts timeout_ms created_at`: what the job was enqueued with.
 //! - `status`: `scheduled queued running retrying succeeded dead cancelled`, the one state the
@@ -209,6 +210,17 @@ impl Queue {
             enqueues: Default::default(),
             shards: Default::default(),
         }
+    }
+
+    /// Starts the tasks that carry coalesced enqueues and acks to Redis (`enqueue_batch.rs`,
+    /// `ack_batch.rs`) on the calling runtime. The app calls it on its main runtime, beside the
+    /// Redis connection's task: started lazily instead, the enqueue batcher would live on the
+    /// actix thread of the first request, every other thread's enqueues would wait on that
+    /// thread's event loop, and it would stop with that thread at shutdown. Calling it again does
+    /// nothing.
+    pub fn start_batchers(&self) {
+        self.enqueue_sender();
+        self.ack_sender();
     }
 
     /// The key names (for tests and tools that look into Redis).

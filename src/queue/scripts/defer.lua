@@ -25,6 +25,6 @@ if ARGV[6] == '1' then
   redis.call('HDEL', jk, 't')
 end
 redis.call('HSET', jk, 's', 'scheduled', 'r', due)
-redis.call('HDEL', jk, 'L', 'o')
+redis.call('HDEL', jk, 'L', 'o', 'e')
 redis.call('ZADD', KEYS[3], due, id)
 return 'deferred'
