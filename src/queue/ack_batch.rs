@@ -28,7 +28,7 @@ pub(super) struct Pending {
     done: oneshot::Sender<Option<bool>>,
 }
 
-/// The sending side, started on the first ack.
+/// The sending side, set when the batcher starts (see [`Queue::start_batchers`]).
 pub(super) type AckSender = Arc<OnceLock<mpsc::Sender<Pending>>>;
 
 impl Queue {

@@ -56,7 +56,7 @@ pub(super) struct Pending {
     done: oneshot::Sender<Result<Enqueued, QueueError>>,
 }
 
-/// The sending side, started on the first enqueue.
+/// The sending side, set when the batcher starts (see [`Queue::start_batchers`]).
 pub(super) type EnqueueSender = Arc<OnceLock<mpsc::Sender<Pending>>>;
 
 impl Queue {
