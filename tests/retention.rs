@@ -1,5 +1,6 @@
-//! Retention against a real Redis: succeeded and cancelled jobs expire after `JOB_RETENTION`, so
-//! Redis does not grow while jobs flow through.
+//! Retention against a real Redis: succeeded and cancelled jobs are deleted after `JOB_RETENTION`
+//! (pruned by age from the finished list, with no TTL of their own), so Redis does not grow while
+//! jobs flow through.
 
 mod support;
 
@@ -30,7 +31,7 @@ fn wait_gone(conn: &mut redis::Connection, key: &str, timeout: Duration) {
 }
 
 #[test]
-fn a_succeeded_job_expires_after_job_retention() {
+fn a_succeeded_job_is_deleted_after_job_retention() {
     let redis = Redis::start();
     let app = App::start_ready(&redis.url(), &[("JOB_RETENTION", "1")]);
     let mut conn = redis.conn();
@@ -42,15 +43,15 @@ fn a_succeeded_job_expires_after_job_retention() {
         "unexpected PTTL {ttl} right after enqueue"
     );
     app.wait_for_status(&id, "succeeded", Duration::from_secs(10));
-    let ttl = pttl(&mut conn, &support::job_key(&id));
-    assert!((1..=1000).contains(&ttl), "succeeded job's PTTL {ttl} ms");
+    // No TTL: the scheduler loop prunes it from the finished list once its retention has passed.
+    assert_eq!(pttl(&mut conn, &support::job_key(&id)), -1);
 
     wait_gone(&mut conn, &support::job_key(&id), Duration::from_secs(3));
     assert_eq!(app.get(&format!("/jobs/{id}")).0, StatusCode::NOT_FOUND);
 }
 
 #[test]
-fn a_queued_job_never_expires_but_a_cancelled_one_does() {
+fn a_queued_job_is_kept_but_a_cancelled_one_is_deleted_after_job_retention() {
     let redis = Redis::start();
     let web = App::start(
         &redis.url(),
@@ -80,8 +81,7 @@ fn a_queued_job_never_expires_but_a_cancelled_one_does() {
         .send()
         .expect("DELETE");
     assert_eq!(res.status(), StatusCode::OK);
-    let ttl = pttl(&mut conn, &support::job_key(&cancelled));
-    assert!((1..=1000).contains(&ttl), "cancelled job's PTTL {ttl} ms");
+    // A web-only process prunes too: every process runs the scheduler loop.
     wait_gone(
         &mut conn,
         &support::job_key(&cancelled),
@@ -152,4 +152,41 @@ fn redis_holds_no_job_records_after_many_jobs_have_run_and_their_retention_passe
         "unexpected keys: {left:?}"
     );
     assert!(size <= 9, "DBSIZE {size}: {left:?}");
+}
+
+#[test]
+fn pruning_by_age_spares_younger_jobs_and_those_with_an_idempotency_key() {
+    let redis = Redis::start();
+    let app = App::start_ready(&redis.url(), &[("JOB_RETENTION", "3")]);
+    let mut conn = redis.conn();
+    let old = app.enqueue_ok(&json!({"kind": "noop"}));
+    let (status, _, keyed) =
+        app.enqueue_with(&json!({"kind": "noop"}), &[("Idempotency-Key", "kept")]);
+    assert_eq!(status, StatusCode::ACCEPTED, "{keyed}");
+    let keyed = keyed["id"].as_str().expect("id").to_string();
+    app.wait_for_status(&old, "succeeded", Duration::from_secs(10));
+    app.wait_for_status(&keyed, "succeeded", Duration::from_secs(10));
+    // The idempotent one expires with its key (24 h), not after the 3 s retention.
+    assert!(pttl(&mut conn, &support::job_key(&keyed)) > 3_600_000);
+    std::thread::sleep(Duration::from_secs(2));
+    let young = app.enqueue_ok(&json!({"kind": "noop"}));
+    app.wait_for_status(&young, "succeeded", Duration::from_secs(10));
+
+    wait_gone(&mut conn, &support::job_key(&old), Duration::from_secs(5));
+    // Pruning stopped at the first job younger than the retention: it finished 2 s later.
+    assert!(support::exists(&mut conn, &support::job_key(&young)));
+    let finished: Vec<String> = redis::cmd("LRANGE")
+        .arg(support::default_shard().finished())
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .expect("LRANGE");
+    assert_eq!(finished, [young.clone()], "the pruned ids left the list");
+    assert_eq!(app.job(&keyed)["status"], "succeeded");
+    let (status, _, again) =
+        app.enqueue_with(&json!({"kind": "noop"}), &[("Idempotency-Key", "kept")]);
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], keyed.as_str());
+
+    wait_gone(&mut conn, &support::job_key(&young), Duration::from_secs(5));
 }

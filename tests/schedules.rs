@@ -46,7 +46,8 @@ fn fired(conn: &mut redis::Connection, schedule: &str) -> Vec<Fired> {
                     tick: int("schedule_tick").expect("schedule_tick"),
                     created_at: int("c").expect("created_at"),
                     started_at: int("t"),
-                    finished_at: int("f"),
+                    // A succeeded job keeps its duration ('d'), a dead one its finish time.
+                    finished_at: int("f").or_else(|| Some(int("t")? + int("d")?)),
                 }
             })
         })

@@ -150,10 +150,10 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     web.wait_healthy();
     // One job first, so the queue's list, the known-queues set and the scripts already exist.
     post_all(&web, |_| json!({"kind": "noop"}), 1, 1);
-    let base = redis.info("memory", "used_memory");
+    let base = redis.data_bytes();
     // 10,000 jobs: JOB_RETENTION_MAX's default, so every finished one is still kept.
     post_all(&web, |_| batch(1000), 10, 1);
-    let queued = redis.info("memory", "used_memory");
+    let queued = redis.data_bytes();
     let worker = App::start(
         binary,
         redis,
@@ -161,7 +161,7 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     );
     wait_drained(redis);
     std::thread::sleep(Duration::from_millis(300));
-    let finished = redis.info("memory", "used_memory");
+    let finished = redis.data_bytes();
     drop(worker);
     println!(
         "Redis bytes per job (10k noop)      queued {:.0} B, finished {:.0} B",

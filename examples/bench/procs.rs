@@ -99,6 +99,14 @@ impl Redis {
             .unwrap_or(0.0)
     }
 
+    /// Bytes Redis holds for data: `used_memory` less the script cache and the clients' buffers,
+    /// which grow with the processes that connect and the scripts they load, not with the jobs.
+    pub(crate) fn data_bytes(&self) -> f64 {
+        self.info("memory", "used_memory")
+            - self.info("memory", "used_memory_scripts")
+            - self.info("memory", "mem_clients_normal")
+    }
+
     /// Scripts run so far (EVALSHA and EVAL calls, from `INFO commandstats`).
     pub(crate) fn script_calls(&self) -> f64 {
         let info: String = redis::cmd("INFO")

@@ -36,6 +36,18 @@ pub fn shard_of(id: &str) -> Option<u16> {
     Some((u16::from(b[6] & 0x0f) << 8) | u16::from(b[7]))
 }
 
+/// The ms since the epoch an id carries in its first 48 bits (any UUID's first 12 hex digits),
+/// as `id_ms` in `scripts/prelude.lua` reads it; `None` when they are not hex.
+pub fn millis_of(id: &str) -> Option<i64> {
+    let head = id.get(..13).filter(|h| h.as_bytes()[8] == b'-')?;
+    let hex = [&head[..8], &head[9..]].concat();
+    // from_str_radix would take a sign too.
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(&hex, 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +63,19 @@ mod tests {
         let later = id_at(1_700_000_000_001, 0, 0).to_string();
         assert!(early < later, "{early} {later}");
         assert!(early.starts_with("018bcfe5-6800-8fff-"), "{early}");
+    }
+
+    #[test]
+    fn an_id_carries_the_ms_it_was_made_at() {
+        let id = id_at(1_700_000_000_123, 0xabc, 42).to_string();
+        assert_eq!(millis_of(&id), Some(1_700_000_000_123));
+        assert_eq!(
+            millis_of("018bcfe5-6800-8fff-ffff-ffffffffffff"),
+            Some(0x018b_cfe5_6800)
+        );
+        assert_eq!(millis_of("nope"), None);
+        assert_eq!(millis_of("018bcfe5x6800-8fff"), None);
+        assert_eq!(millis_of("+18bcfe5-6800-8fff"), None);
     }
 
     #[test]

@@ -147,6 +147,8 @@ impl JobRecord {
         let id = map
             .remove("id")
             .ok_or_else(|| QueueError::unreadable("", "id"))?;
+        let created_offset = map.remove("C");
+        let duration = map.remove("d");
         let mut take = |short: &str, long: &str| map.remove(short).or_else(|| map.remove(long));
         let status = take("s", "status");
         let kind = take("k", "kind");
@@ -176,7 +178,21 @@ impl JobRecord {
             .and_then(|s| JobStatus::parse(&s))
             .ok_or_else(|| corrupt("status"))?;
         let errors = read_errors(&mut map, &id)?;
-        let created_at = int(created_at, "created_at")?.unwrap_or(0);
+        // Kept as offsets by the scripts (see `created_field` and `ack_jobs` in prelude.lua):
+        // from the time the id carries, and from the start.
+        let created_at = match (int(created_at, "created_at")?, int(created_offset, "C")?) {
+            (Some(at), _) => at,
+            (None, Some(offset)) => {
+                super::ids::millis_of(&id).ok_or_else(|| corrupt("C"))? + offset
+            }
+            (None, None) => 0,
+        };
+        let started_at = int(started_at, "started_at")?;
+        let finished_at = match (int(finished_at, "finished_at")?, int(duration, "d")?) {
+            (Some(at), _) => Some(at),
+            (None, Some(took)) => Some(started_at.ok_or_else(|| corrupt("d"))? + took),
+            (None, None) => None,
+        };
         Ok(JobRecord {
             kind: kind.ok_or_else(|| corrupt("kind"))?,
             queue: queue.ok_or_else(|| corrupt("queue"))?,
@@ -195,8 +211,8 @@ impl JobRecord {
             created_at,
             // A job due at once is stored without run_at: it was due when it was created.
             run_at: Some(int(run_at, "run_at")?.unwrap_or(created_at)),
-            started_at: int(started_at, "started_at")?,
-            finished_at: int(finished_at, "finished_at")?,
+            started_at,
+            finished_at,
             enqueued_at: int(enqueued_at, "enqueued_at")?,
             lease,
             id,
@@ -332,6 +348,46 @@ mod tests {
             ("err:1", "not json"),
         ]);
         assert!(JobRecord::from_fields(broken).is_err());
+    }
+
+    #[test]
+    fn times_kept_as_offsets_read_back_whole() {
+        // The id carries 1700000000000 ms (0x018bcfe56800).
+        let job = JobRecord::from_fields(fields(&[
+            ("id", "018bcfe5-6800-8001-8000-000000000000"),
+            ("k", "noop"),
+            ("q", "default"),
+            ("s", "succeeded"),
+            ("C", "3"),
+            ("t", "1700000000010"),
+            ("d", "25"),
+        ]))
+        .unwrap();
+        assert_eq!(job.created_at, 1_700_000_000_003);
+        assert_eq!(job.run_at, Some(1_700_000_000_003));
+        assert_eq!(job.finished_at, Some(1_700_000_000_035));
+        // A clock behind the id's: a negative offset.
+        let job = JobRecord::from_fields(fields(&[
+            ("id", "018bcfe5-6800-8001-8000-000000000000"),
+            ("k", "noop"),
+            ("q", "default"),
+            ("s", "queued"),
+            ("C", "-2"),
+        ]))
+        .unwrap();
+        assert_eq!(job.created_at, 1_699_999_999_998);
+        assert_eq!(job.finished_at, None);
+        // An offset with nothing to add it to is a broken record.
+        for broken in [("C", "3"), ("d", "3")] {
+            let record = JobRecord::from_fields(fields(&[
+                ("id", "x"),
+                ("k", "noop"),
+                ("q", "default"),
+                ("s", "succeeded"),
+                broken,
+            ]));
+            assert!(record.is_err(), "{broken:?}");
+        }
     }
 
     #[test]

@@ -57,7 +57,10 @@
 //! The hot fields have one-letter names, so a record stays a small listpack (see
 //! `scripts/prelude.lua`): `k` kind, `q` queue, `a` args, `s` status, `n` attempts, `x` failures,
 //! `m` max_attempts, `T` timeout_ms, `c` created_at, `r` run_at, `e` enqueued_at, `t` started_at,
-//! `f` finished_at, `L` lease, `o` owner, `R` result. Below they go by their long names. The key
+//! `f` finished_at, `L` lease, `o` owner, `R` result. Two times are kept as small offsets, which
+//! listpack stores in 2-4 bytes instead of 10: `C` (instead of `c`) is `created_at` less the ms
+//! the job's id carries, and a succeeded job keeps `d`, its duration, instead of `f`
+//! (`finished_at` is `started_at + d`). Below they go by their long names. The key
 //! names the job (no `id` field); a field that would hold nothing new is left out: `attempts`
 //! and `failures` until they count one, `run_at` when it is `created_at`, `args` when `{}`,
 //! `result` when `null`, `enqueued_at` once an attempt's outcome is written (a running job keeps
@@ -91,8 +94,8 @@
 //!   request that came with it, so a repeated key tells the same request from a different one
 //!   and a finished job lives at least as long as its key.
 //! - `schedule` and `schedule_tick`: the periodic job and the tick (ms) that enqueued it, if any.
-//! - `run_at enqueued_at started_at finished_at`: times in ms since the epoch, read from Redis's
-//!   clock.
+//! - `created_at run_at enqueued_at started_at finished_at`: times in ms since the epoch, read
+//!   from Redis's clock (a `C` offset too: it is Redis's time less the id's).
 //!
 //! Every change of state is one Lua script (see `scripts/`), and every write a worker makes for a
 //! job it fetched checks the job's `lease` in the same script. Scripts read the clock from Redis
@@ -147,7 +150,7 @@ pub use connection::RedisHandle;
 pub use error::QueueError;
 pub use events::QueueEvent;
 pub use fetch::Fetched;
-pub use ids::{new_job_id, shard_of};
+pub use ids::{millis_of, new_job_id, shard_of};
 pub use job::{AttemptError, JobRecord, JobStatus};
 pub use jobs::{Cancelled, Enqueued, IDEMPOTENCY_TTL, NewJob, Retried, RunAt};
 pub use keys::{Keys, SHARDS, Shard, shard_number};

@@ -203,8 +203,9 @@ impl Queue {
             .await?)
     }
 
-    /// Moves due scheduled jobs and retries to their queues, in every known shard. Returns how
-    /// many moved, and how long until the next one is due (`None` when none waits).
+    /// Moves due scheduled jobs and retries to their queues, and deletes finished jobs past their
+    /// retention, in every known shard. Returns how many moved, and how long until the next one
+    /// is due (`None` when none waits).
     pub async fn promote_due(&self) -> Result<(u64, Option<Duration>), QueueError> {
         let (mut moved, mut next) = (0, None::<Duration>);
         for shard in self.known_shards(&[]).await? {
@@ -227,6 +228,7 @@ impl Queue {
             .arg(shard.base())
             .arg(PROMOTE_BATCH)
             .arg(ms(self.retention.dead))
+            .arg(ms(self.retention.job))
             .invoke_async(&mut conn)
             .await?;
         Ok((moved, u64::try_from(next).ok().map(Duration::from_millis)))

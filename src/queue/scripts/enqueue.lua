@@ -55,7 +55,8 @@ for i, due in ipairs(dues) do
     -- One HSET writes the record whole. attempts and failures start absent (read as 0), run_at
     -- is written only when it differs from created_at, and args only when not {} (which absent
     -- means).
-    local fields = {'k', kind, 'q', queue, 'm', max_attempts, 'c', now_s, 's', status}
+    local cf, cv = created_field(id, now)
+    local fields = {'k', kind, 'q', queue, 'm', max_attempts, cf, cv, 's', status}
     if args ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = args end
     if due > now then fields[#fields + 1] = 'r'; fields[#fields + 1] = due end
     if timeout_ms ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = timeout_ms end

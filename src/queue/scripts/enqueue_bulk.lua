@@ -79,7 +79,8 @@ for i = 1, count do
     if due > now then status = 'scheduled' end
     -- One HSET per job: the record is written whole.
     -- The same record enqueue.lua writes.
-    local fields = {'k', ARGV[a + 1], 'q', queue, 'm', ARGV[a + 4], 'c', now_s, 's', status}
+    local cf, cv = created_field(id, now)
+    local fields = {'k', ARGV[a + 1], 'q', queue, 'm', ARGV[a + 4], cf, cv, 's', status}
     if ARGV[a + 3] ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[a + 3] end
     if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = due end
     if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = ARGV[a + 5] end

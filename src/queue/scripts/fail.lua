@@ -34,7 +34,7 @@ end
 if mode == 'dead' or failures >= max_attempts then
   redis.call('HSET', jk, 's', 'dead', 'f', now)
   redis.call('ZADD', KEYS[4], now, id)
-  expire_finished(base, jk, dead_ms)
+  expire_dead(base, jk, dead_ms)
   -- Keep the dead set within its age and size limits. Records past their age expire by their
   -- own TTL; those over the count are deleted now, so memory stays bounded.
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - dead_ms)

@@ -44,10 +44,29 @@ local function cancel_channel(base) return global_base(base) .. 'cancel' end
 -- The job hash's field for its n-th error entry.
 local function err_field(n) return 'err:' .. n end
 
+-- The ms since the epoch that a job id made by the app carries in its first 48 bits (see
+-- queue/ids.rs), or nil for an id that is not hex there.
+local function id_ms(id)
+  local high, low = string.match(id, '^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)')
+  if not high then return nil end
+  return tonumber(high .. low, 16)
+end
+
+-- A new record's creation time (Redis's clock, now) as a field and value: 'C', its offset from
+-- the time the id carries (a few ms, so a small integer: 2-3 B in the hash instead of 10), or
+-- 'c' itself for an id that carries none. Readers add the two (queue/job.rs, summaries.lua).
+local function created_field(id, now)
+  local carried = id_ms(id)
+  if carried then return 'C', string.format('%d', now - carried) end
+  return 'c', string.format('%d', now)
+end
+
 -- The job hash's hot fields have one-letter names (a hash of short fields stays a small
 -- listpack: about half the bytes per job). queue/job.rs reads both spellings.
 --   k kind  q queue  a args  s status  n attempts  x failures  m max_attempts  T timeout_ms
---   c created_at  r run_at  e enqueued_at  t started_at  f finished_at  L lease  o owner  R result
+--   c created_at (or C, see created_field)  r run_at  e enqueued_at  t started_at
+--   f finished_at (or d, a succeeded job's duration: finished_at is t + d)  L lease  o owner
+--   R result
 -- Records written before the short names are renamed in place the first time a script touches
 -- them (their TTL is kept); their 'id' field goes, since the key names the job.
 local function upgrade(jk)
@@ -98,17 +117,32 @@ local function holds_lease(jk, lease)
   return redis.call('HGET', jk, 'L') == lease
 end
 
--- A finished job expires after its retention, or later while its idempotency key still lives,
--- so a repeated request within the key's lifetime can still be answered with the job. idem and q:
--- the job's 'idem_key' and 'q' fields, as its caller read them.
-local function expire_finished_as(base, jk, retention_ms, idem, q)
-  local ttl = retention_ms
+-- Makes jk expire after ms, or later while its idempotency key still lives, so a repeated request
+-- within the key's lifetime can still be answered with the job. idem and q: the job's 'idem_key'
+-- and 'q' fields, as its caller read them.
+local function expire_as(base, jk, ms, idem, q)
+  local ttl = ms
   if idem and q then
     local idem_ttl = redis.call('PTTL', idem_key(base, q, idem))
     if idem_ttl > ttl then ttl = idem_ttl end
   end
   if ttl < 1 then ttl = 1 end
   redis.call('PEXPIRE', jk, ttl)
+end
+
+-- A dead job expires after the dead retention (the dead set's entries go in promote.lua).
+local function expire_dead(base, jk, dead_ms)
+  local idem = redis.call('HMGET', jk, 'idem_key', 'q')
+  expire_as(base, jk, dead_ms, idem[1], idem[2])
+end
+
+-- A succeeded or cancelled job has no TTL of its own: prune_finished deletes it by age from the
+-- tail of 'finished', and index_finished_many by count. A TTL would cost about 40 B per job in
+-- Redis's table of expiring keys, and a call per job. One with an idempotency key is the
+-- exception: it expires with its key (or after its retention, if later), and pruning leaves it
+-- to that, so a repeated request is answered with it while the key lives.
+local function expire_finished_as(base, jk, retention_ms, idem, q)
+  if idem and q then expire_as(base, jk, retention_ms, idem, q) end
 end
 
 local function expire_finished(base, jk, retention_ms)
@@ -121,13 +155,12 @@ end
 -- by count (JOB_RETENTION_MAX) as well as by age. A retried job leaves the list (retry.lua);
 -- should an id still stand there for a job that runs or waits again, it is dropped from the
 -- list without touching the job.
--- The list itself expires a retention after the last push: by then every record it names has.
+-- The list has no TTL: it names records that have none, and prune_finished empties it by age.
 -- ids: jobs just finished, oldest first; cancelled: {id, finished_at} of those among them that
 -- were cancelled. One LPUSH, one RPOP and one ZREM for all of them, whatever their number.
 local function index_finished_many(base, ids, cancelled, keep)
   local fk, keep_max = finished_key(base), keep[2]
   local len = redis.call('LPUSH', fk, unpack(ids))
-  redis.call('PEXPIRE', fk, keep[1])
   -- The cancelled index: within the same count bound (ids leave it with the list) and age bound.
   if #cancelled > 0 then
     local dk = done_key(base, 'cancelled')
@@ -160,6 +193,41 @@ local function index_finished(base, id, keep)
   local cancelled = {}
   if f[1] == 'cancelled' then cancelled[1] = {id, tonumber(f[2]) or 0} end
   index_finished_many(base, {id}, cancelled, keep)
+end
+
+-- Deletes the succeeded and cancelled jobs that finished retention_ms or longer ago: they stand
+-- at the tail of 'finished' (oldest last), so this reads from the tail and stops at the first
+-- younger one, taking at most `most` ids off the list. A record that is gone, runs again or has
+-- an idempotency key (it expires with its key) only leaves the list. Returns how many left it.
+local function prune_finished(base, now, retention_ms, most)
+  local fk = finished_key(base)
+  local cutoff = now - retention_ms
+  local gone = 0
+  while gone < most do
+    local tail = redis.call('LRANGE', fk, -math.min(100, most - gone), -1)
+    local old, doomed = 0, {}
+    for i = #tail, 1, -1 do
+      local jk = job_key(base, tail[i])
+      local h = redis.call('HMGET', jk, 'f', 's', 'L', 'idem_key', 'finished_at', 'status', 'lease',
+        't', 'd')
+      local finished_at = tonumber(h[1] or h[5])
+      if not finished_at and h[8] and h[9] then finished_at = tonumber(h[8]) + tonumber(h[9]) end
+      if finished_at and finished_at > cutoff then break end
+      old = old + 1
+      local status, held = h[2] or h[6], h[3] or h[7]
+      if (status == 'succeeded' or status == 'cancelled') and not held and not h[4] then
+        doomed[#doomed + 1] = jk
+      end
+    end
+    if old > 0 then redis.call('RPOP', fk, old) end
+    if #doomed > 0 then redis.call('DEL', unpack(doomed)) end
+    gone = gone + old
+    if old < #tail or #tail == 0 then break end
+  end
+  if gone > 0 then
+    redis.call('ZREMRANGEBYSCORE', done_key(base, 'cancelled'), '-inf', cutoff)
+  end
+  return gone
 end
 
 -- Counts finished attempts (n of them, failed of which failed) in their minute's hash, which
@@ -209,7 +277,7 @@ end
 local function ready_again(base, jk, id, q, now)
   redis.call('PERSIST', jk)
   -- An absent failure count reads as 0.
-  redis.call('HDEL', jk, 'x', 'cancel', 'f', 'R')
+  redis.call('HDEL', jk, 'x', 'cancel', 'f', 'd', 'R')
   -- 'w': the job was cancelled as it waited, and its id still stands in its queue list (a fetch
   -- clears the mark when it passes the id). It waits there again: pushing it would list it twice.
   if redis.call('HDEL', jk, 'w') == 1 then
@@ -256,17 +324,21 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
     local a = from + 3 * (i - 1)
     local lease, result = args[a + 1], args[a + 2]
     local jk = job_key(base, id)
-    local h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease')
+    local h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease', 't')
     if not h[1] and h[5] then
       upgrade(jk)
-      h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease')
+      h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease', 't')
     end
     out[i] = 0
     if h[1] == lease then
       out[i] = 1
       redis.call('LREM', inflight, 1, id)
       -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
-      -- stored: an absent result reads as null.
+      -- stored: an absent result reads as null. A succeeded job stores its duration, not its
+      -- finish time: a small integer (2-4 B in the hash) instead of 13 digits (10 B).
+      local started = tonumber(h[6])
+      local fin, at = 'f', now_s
+      if started then fin, at = 'd', now - started end
       if h[2] == '1' then
         cancelled[#cancelled + 1] = {id, now}
         if result == 'null' then
@@ -275,9 +347,9 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
           redis.call('HSET', jk, 'f', now_s, 'R', result)
         end
       elseif result == 'null' then
-        redis.call('HSET', jk, 'f', now_s, 's', 'succeeded')
+        redis.call('HSET', jk, fin, at, 's', 'succeeded')
       else
-        redis.call('HSET', jk, 'f', now_s, 's', 'succeeded', 'R', result)
+        redis.call('HSET', jk, fin, at, 's', 'succeeded', 'R', result)
       end
       redis.call('HDEL', jk, 'L', 'o', 'e', 'checkpoint')
       expire_finished_as(base, jk, keep[1], h[3], h[4])

@@ -1,10 +1,13 @@
 -- promote: move scheduled jobs and retries that are due onto their queues. Whichever process
 -- runs it first moves a job; ZREM and the push happen in one step, so no job is pushed twice.
 -- KEYS[1] scheduled zset  KEYS[2] retry zset  KEYS[3] dead zset
--- ARGV[1] base  ARGV[2] most jobs to move per set  ARGV[3] dead retention ms
+-- It also deletes the succeeded and cancelled jobs past their retention (prune_finished): every
+-- process runs it about twice a second, whatever its role.
+-- ARGV[1] base  ARGV[2] most jobs to move per set, and to prune  ARGV[3] dead retention ms
+-- ARGV[4] job retention ms
 -- Returns {jobs moved, ms until the next job is due or -1 when none is waiting}.
-local base, batch, dead_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if not (batch and dead_ms) then error('bad promote arguments') end
+local base, batch, dead_ms, job_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if not (batch and dead_ms and job_ms) then error('bad promote arguments') end
 local now = now_ms()
 local moved = 0
 local next_due = -1
@@ -26,4 +29,5 @@ for z = 1, 2 do
 end
 -- Dead jobs expire on their own; their entries in the dead set go here.
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - dead_ms)
+prune_finished(base, now, job_ms, batch)
 return {moved, next_due}

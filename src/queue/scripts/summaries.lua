@@ -27,13 +27,19 @@ local RUNNING_MAX = 10000
 local function summary(id)
   local jk = job_hash(base, id)
   local f = redis.call('HMGET', jk, 's', 'k', 'q', 's', 'n', 'm', 'c', 'r', 't', 'f', 'err_seq',
-    'progress')
+    'progress', 'C', 'd')
   if not f[1] or f[4] ~= want_status then return nil end
   if (want_queue ~= '' and f[3] ~= want_queue) or (want_kind ~= '' and f[2] ~= want_kind) then
     return nil
   end
   f[1] = id
-  -- An absent attempts count is 0, an absent run_at is created_at.
+  -- Times kept as offsets (see created_field, ack_jobs) are made whole; an absent attempts
+  -- count is 0, an absent run_at is created_at.
+  if not f[7] and f[13] then f[7] = string.format('%d', id_ms(id) + tonumber(f[13])) end
+  if not f[10] and f[14] and f[9] then
+    f[10] = string.format('%d', tonumber(f[9]) + tonumber(f[14]))
+  end
+  f[13], f[14] = nil, nil
   f[5] = f[5] or '0'
   f[8] = f[8] or f[7]
   local last = false
