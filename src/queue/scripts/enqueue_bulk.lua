@@ -65,6 +65,7 @@ local made = {}
 local touched = {}
 -- Ready ids per queue, pushed with one LPUSH per queue (in batch order, so the first runs first).
 local ready_ids = {}
+local fields = {}
 for i = 1, count do
   local a = first + (i - 1) * per
   local id, queue = ARGV[a], ARGV[a + 2]
@@ -77,28 +78,31 @@ for i = 1, count do
     local due = dues[i]
     local status = 'queued'
     if due > now then status = 'scheduled' end
-    -- One HSET per job: the record is written whole.
-    -- The same record enqueue.lua writes.
+    -- One HSET per job: the record is written whole, the same record enqueue.lua writes. One
+    -- table for every job's fields, written over: unpack takes the first n.
     local cf, cv = created_field(id, now)
-    local fields = {'k', ARGV[a + 1], 'q', queue, 'm', ARGV[a + 4], cf, cv, 's', status}
-    if ARGV[a + 3] ~= '{}' then fields[#fields + 1] = 'a'; fields[#fields + 1] = ARGV[a + 3] end
-    if status == 'scheduled' then fields[#fields + 1] = 'r'; fields[#fields + 1] = due end
-    if ARGV[a + 5] ~= '' then fields[#fields + 1] = 'T'; fields[#fields + 1] = ARGV[a + 5] end
+    fields[1], fields[2], fields[3], fields[4] = 'k', ARGV[a + 1], 'q', queue
+    fields[5], fields[6], fields[7], fields[8] = 'm', ARGV[a + 4], cf, cv
+    fields[9], fields[10] = 's', status
+    local n = 10
+    if ARGV[a + 3] ~= '{}' then fields[n + 1], fields[n + 2], n = 'a', ARGV[a + 3], n + 2 end
+    if status == 'scheduled' then fields[n + 1], fields[n + 2], n = 'r', due, n + 2 end
+    if ARGV[a + 5] ~= '' then fields[n + 1], fields[n + 2], n = 'T', ARGV[a + 5], n + 2 end
     local fp = fps[i]
     if fp then
       local idem = ARGV[a + 8]
       redis.call('SET', idem_key(base, queue, idem), id, 'PX', idem_ttl_ms)
-      fields[#fields + 1] = 'idem_key'; fields[#fields + 1] = idem
-      fields[#fields + 1] = 'idem_fp'; fields[#fields + 1] = fp
+      fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'idem_key', idem, 'idem_fp', fp
+      n = n + 4
       made[i] = {id, status}
     end
     local jk = job_key(base, id)
     if status == 'scheduled' then
-      redis.call('HSET', jk, unpack(fields))
+      redis.call('HSET', jk, unpack(fields, 1, n))
       redis.call('ZADD', KEYS[1], due, id)
     else
-      fields[#fields + 1] = 'e'; fields[#fields + 1] = now_s
-      redis.call('HSET', jk, unpack(fields))
+      fields[n + 1], fields[n + 2], n = 'e', now_s, n + 2
+      redis.call('HSET', jk, unpack(fields, 1, n))
       local ready = ready_ids[queue]
       if not ready then ready = {}; ready_ids[queue] = ready end
       ready[#ready + 1] = id

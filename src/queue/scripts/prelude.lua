@@ -45,20 +45,23 @@ local function cancel_channel(base) return global_base(base) .. 'cancel' end
 local function err_field(n) return 'err:' .. n end
 
 -- The ms since the epoch that a job id made by the app carries in its first 48 bits (see
--- queue/ids.rs), or nil for an id that is not hex there.
+-- queue/ids.rs), or nil for an id that is not hex there. Two substrings and no pattern: enqueue
+-- calls it for every job.
 local function id_ms(id)
-  local high, low = string.match(id, '^(%x%x%x%x%x%x%x%x)%-(%x%x%x%x)')
-  if not high then return nil end
-  return tonumber(high .. low, 16)
+  if string.byte(id, 9) ~= 45 then return nil end
+  local high, low = tonumber(string.sub(id, 1, 8), 16), tonumber(string.sub(id, 10, 13), 16)
+  if not (high and low) then return nil end
+  return high * 65536 + low
 end
 
 -- A new record's creation time (Redis's clock, now) as a field and value: 'C', its offset from
 -- the time the id carries (a few ms, so a small integer: 2-3 B in the hash instead of 10), or
 -- 'c' itself for an id that carries none. Readers add the two (queue/job.rs, summaries.lua).
+-- A number, as redis.call and a reply take it (%.14g: exact for these integers).
 local function created_field(id, now)
   local carried = id_ms(id)
-  if carried then return 'C', string.format('%d', now - carried) end
-  return 'c', string.format('%d', now)
+  if carried then return 'C', now - carried end
+  return 'c', now
 end
 
 -- The job hash's hot fields have one-letter names (a hash of short fields stays a small
