@@ -181,7 +181,11 @@ fn pruning_by_age_spares_younger_jobs_and_those_with_an_idempotency_key() {
         .arg(-1)
         .query(&mut conn)
         .expect("LRANGE");
-    assert_eq!(finished, [young.clone()], "the pruned ids left the list");
+    assert_eq!(
+        finished,
+        std::slice::from_ref(&young),
+        "the pruned ids left the list"
+    );
     assert_eq!(app.job(&keyed)["status"], "succeeded");
     let (status, _, again) =
         app.enqueue_with(&json!({"kind": "noop"}), &[("Idempotency-Key", "kept")]);

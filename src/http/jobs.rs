@@ -4,8 +4,9 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::{canonical, read_json};
-use super::request_log::request_id;
+use super::request_log::{created_job, request_id};
 use super::{ApiError, AppState};
+use crate::config::JobLog;
 use crate::queue::spec::{JobDefaults, JobSpec};
 use crate::queue::{Cancelled, Enqueued, NewJob, Retried};
 
@@ -57,7 +58,7 @@ pub(super) async fn enqueue(
     }
     let job = new_job(&state, body, idempotency_key(&req)?)?;
     let enqueued = state.queue.enqueue(job).await?;
-    respond(enqueued, &req)
+    respond(enqueued, &req, state.config.job_log == JobLog::All)
 }
 
 /// Checks one job's JSON and fills in its defaults; `idempotency` is its key, if it has one.
@@ -85,18 +86,34 @@ pub(super) fn new_job(
     Ok(spec.parse(&defaults, now_ms, idempotency.zip(fingerprint))?)
 }
 
-/// The answer to `POST /jobs` for what the queue did.
-fn respond(enqueued: Enqueued, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
+/// The answer to `POST /jobs` for what the queue did. The request's own line names the job it
+/// made (see `request_log`), so `job.enqueued` is an `info` line of its own only with
+/// `JOB_LOG=all`: one line per `POST`, not two.
+fn respond(
+    enqueued: Enqueued,
+    req: &HttpRequest,
+    log_enqueued: bool,
+) -> Result<HttpResponse, ApiError> {
     match enqueued {
         Enqueued::Created(job) => {
-            tracing::info!(
-                event = "job.enqueued",
-                job_id = %job.id,
-                kind = %job.kind,
-                queue = %job.queue,
-                status = %job.status,
-                request_id = %request_id(req)
-            );
+            macro_rules! enqueued_line {
+                ($level:ident) => {
+                    tracing::$level!(
+                        event = "job.enqueued",
+                        job_id = %job.id,
+                        kind = %job.kind,
+                        queue = %job.queue,
+                        status = %job.status,
+                        request_id = %request_id(req)
+                    )
+                };
+            }
+            if log_enqueued {
+                enqueued_line!(info);
+            } else {
+                enqueued_line!(debug);
+            }
+            created_job(req, &job.id);
             Ok(HttpResponse::Accepted()
                 .insert_header(location(&job.id))
                 .json(job))

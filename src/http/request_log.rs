@@ -25,6 +25,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(super) struct RequestId(String);
 
 /// The id of `req` (empty outside the logging middleware).
+/// The job a request made, named on its line.
+#[derive(Debug, Clone)]
+struct CreatedJob(String);
+
+/// Notes that `req` made job `id`, so the request's line names it.
+pub(super) fn created_job(req: &HttpRequest, id: &str) {
+    req.extensions_mut().insert(CreatedJob(id.to_string()));
+}
+
 pub(super) fn request_id(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()
@@ -58,14 +67,19 @@ pub(super) async fn log_request(
         .is_none_or(|s| s.config.log_requests == LogRequests::All);
     let quiet_method = matches!(*req.method(), Method::GET | Method::HEAD);
     let result = next.call(req).await;
-    let (status, error) = match &result {
+    let (status, error, job_id) = match &result {
         Ok(res) => (
             res.status().as_u16(),
             res.response().error().map(|e| e.to_string()),
+            res.request()
+                .extensions()
+                .get::<CreatedJob>()
+                .map(|job| job.0.clone()),
         ),
         Err(e) => (
             e.as_response_error().status_code().as_u16(),
             Some(e.to_string()),
+            None,
         ),
     };
     crate::telemetry::metrics::http_request(&route, status);
@@ -80,6 +94,7 @@ pub(super) async fn log_request(
                 status,
                 duration_ms,
                 request_id,
+                job_id,
                 error
             )
         };
