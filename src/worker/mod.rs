@@ -68,6 +68,12 @@ pub(crate) struct Worker {
     limits: Arc<SharedLimits>,
     /// Ends an idle fetcher's wait: a queue got a job, or this process just registered.
     wake: Notify,
+    /// Outcomes on their way to Redis. A runner gives its job slot back once the handler has
+    /// returned and it holds one of these, so the next job is fetched while the outcome is
+    /// written (with 50 slots a drain of no-op jobs otherwise spent most of each slot's time
+    /// waiting for the ack's round trip); as many as there are slots, so what waits to be
+    /// written stays bounded, and a drain waits for them all before it releases anything.
+    writing: Arc<Semaphore>,
 }
 
 /// The worker pool of one process.
@@ -89,6 +95,7 @@ impl Pool {
             registry.clone(),
             process.clone(),
         ));
+        let writing = Arc::new(Semaphore::new(settings.concurrency));
         Pool {
             worker: Arc::new(Worker {
                 limits,
@@ -101,6 +108,7 @@ impl Pool {
                 fetch_paused: AtomicBool::new(false),
                 requeued: AtomicU64::new(0),
                 wake: Notify::new(),
+                writing,
             }),
         }
     }
@@ -257,6 +265,13 @@ async fn drain(worker: &Worker, shutdown: &Shutdown, permits: &Semaphore) {
         let _ = tokio::time::timeout_at(shutdown.interrupted_deadline(), permits.acquire_many(all))
             .await;
     }
+    // Every handler is done; their outcomes may still be on their way to Redis. A job released
+    // before its outcome lands would run again.
+    let _ = tokio::time::timeout_at(
+        shutdown.interrupted_deadline(),
+        worker.writing.acquire_many(all),
+    )
+    .await;
 }
 
 /// Puts back whatever this process still holds and deregisters it. The log line counts every

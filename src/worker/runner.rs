@@ -75,9 +75,11 @@ impl Written {
     }
 }
 
-/// Runs `lease`'s job and writes its outcome; the permit is held until then. Everything the
-/// attempt logs, the handler included, is inside its `job` span.
+/// Runs `lease`'s job and writes its outcome. The job's slot (`permit`) is held until the
+/// handler is done, and a place among the outcomes being written from then until the outcome is
+/// written. Everything the attempt logs, the handler included, is inside its `job` span.
 pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphorePermit) {
+    let mut permit = Some(permit);
     let job = lease.job();
     let span = tracing::info_span!(
         "job",
@@ -101,7 +103,12 @@ pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphor
                 tracing::debug!(event = "job.started");
             }
             let outcome = bounded(attempt(&worker, &lease, &stop).await);
+            // The handler is done: its slot goes back for the next job as soon as the outcome
+            // has a place among those being written (see `Worker::writing`).
+            let writing = worker.writing.clone().acquire_owned().await;
+            drop(permit.take());
             write_outcome(&worker, &lease, &stop, outcome, started).await;
+            drop(writing);
             worker.limits.release(held).await;
         }
         worker.running.remove(&job.id, &stop);
