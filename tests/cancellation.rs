@@ -235,4 +235,11 @@ fn a_cancelled_job_can_be_retried_and_then_runs() {
     let done = worker.wait_for_status(&id, "succeeded", Duration::from_secs(10));
     assert_eq!(done["result"], json!({"second": "chance"}));
     assert_eq!(done["attempts"], 1, "{done}");
+    // Its cancel's finish time went with the retry: the success keeps its duration instead.
+    assert_eq!(support::job_field(&mut conn, &id, "f"), None);
+    assert!(support::job_field(&mut conn, &id, "d").is_some());
+    assert!(
+        support::ms(&done["finished_at"]) >= support::ms(&done["started_at"]),
+        "{done}"
+    );
 }

@@ -354,7 +354,12 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
       else
         redis.call('HSET', jk, fin, at, 's', 'succeeded', 'R', result)
       end
-      redis.call('HDEL', jk, 'L', 'o', 'e', 'checkpoint')
+      if fin == 'd' and h[2] ~= '1' then
+        -- A finish time left from an earlier life of the job would win over the duration.
+        redis.call('HDEL', jk, 'L', 'o', 'e', 'checkpoint', 'f')
+      else
+        redis.call('HDEL', jk, 'L', 'o', 'e', 'checkpoint')
+      end
       expire_finished_as(base, jk, keep[1], h[3], h[4])
       acked[#acked + 1] = id
     end
