@@ -139,6 +139,7 @@ mod scripts;
 mod shards;
 pub mod spec;
 mod stats;
+mod status;
 mod summary;
 
 use std::sync::Arc;
