@@ -194,3 +194,25 @@ fn pruning_by_age_spares_younger_jobs_and_those_with_an_idempotency_key() {
 
     wait_gone(&mut conn, &support::job_key(&young), Duration::from_secs(5));
 }
+
+#[test]
+fn a_finished_list_given_a_ttl_by_an_older_release_loses_it() {
+    let redis = Redis::start();
+    let app = App::start_ready(&redis.url(), &[]);
+    let mut conn = redis.conn();
+    let id = app.enqueue_ok(&json!({"kind": "noop"}));
+    app.wait_for_status(&id, "succeeded", Duration::from_secs(10));
+    // What a release before this one did at every finish: the list would expire, and with it
+    // the only way to the records it names, which have no TTL of their own.
+    let list = support::default_shard().finished();
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg(&list)
+        .arg(60_000)
+        .query(&mut conn)
+        .expect("PEXPIRE");
+    let persisted = support::eventually(Duration::from_secs(5), || {
+        (pttl(&mut conn, &list) == -1).then_some(())
+    });
+    assert!(persisted.is_some(), "PTTL {}", pttl(&mut conn, &list));
+    assert_eq!(pttl(&mut conn, &support::job_key(&id)), -1);
+}

@@ -24,7 +24,6 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub(super) struct RequestId(String);
 
-/// The id of `req` (empty outside the logging middleware).
 /// The job a request made, named on its line.
 #[derive(Debug, Clone)]
 struct CreatedJob(String);
@@ -34,6 +33,7 @@ pub(super) fn created_job(req: &HttpRequest, id: &str) {
     req.extensions_mut().insert(CreatedJob(id.to_string()));
 }
 
+/// The id of `req` (empty outside the logging middleware).
 pub(super) fn request_id(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()

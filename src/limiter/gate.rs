@@ -31,6 +31,13 @@ pub struct Held {
     keys: Vec<String>,
 }
 
+impl Held {
+    /// Whether the job holds a slot of any shared concurrency limit.
+    pub fn holds_any(&self) -> bool {
+        !self.keys.is_empty()
+    }
+}
+
 impl SharedLimits {
     /// Decides whether `lease`'s job may start. Jobs whose keys have no limit and no pause
     /// return at once, without a Redis call. A refused job is put back to wait without spending

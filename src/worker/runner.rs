@@ -104,12 +104,19 @@ pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphor
             }
             let outcome = bounded(attempt(&worker, &lease, &stop).await);
             // The handler is done: its slot goes back for the next job as soon as the outcome
-            // has a place among those being written (see `Worker::writing`).
-            let writing = worker.writing.clone().acquire_owned().await;
-            drop(permit.take());
+            // has a place among those being written (see `Worker::writing`). A job holding a
+            // shared concurrency limit keeps its slot until the limit is given back, or the next
+            // job of that limit would be fetched only to find it taken.
+            let writing = if held.holds_any() {
+                None
+            } else {
+                let writing = worker.writing.clone().acquire_owned().await;
+                drop(permit.take());
+                Some(writing)
+            };
             write_outcome(&worker, &lease, &stop, outcome, started).await;
-            drop(writing);
             worker.limits.release(held).await;
+            drop(writing);
         }
         worker.running.remove(&job.id, &stop);
     }

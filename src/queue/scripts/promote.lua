@@ -29,5 +29,6 @@ for z = 1, 2 do
 end
 -- Dead jobs expire on their own; their entries in the dead set go here.
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - dead_ms)
-prune_finished(base, now, job_ms, batch)
+-- A full batch pruned: more may be past their retention, so the caller comes back at once.
+if prune_finished(base, now, job_ms, batch) >= batch then next_due = 0 end
 return {moved, next_due}
