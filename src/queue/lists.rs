@@ -36,6 +36,17 @@ pub struct ListCursor {
     pub(super) shards: Vec<(String, u64)>,
 }
 
+/// The largest offset a cursor may hold: far past any list Redis can keep, and small enough that
+/// the scripts' Lua numbers still print it as digits (`%.14g`), not `1e+17`, which Redis refuses.
+const MAX_OFFSET: u64 = 1_000_000_000_000;
+
+/// An offset as a cursor spells it: digits only, at most [`MAX_OFFSET`].
+fn parse_offset(text: &str) -> Option<u64> {
+    text.parse()
+        .ok()
+        .filter(|o| *o <= MAX_OFFSET && !text.starts_with('+'))
+}
+
 impl ListCursor {
     /// Reads a cursor a page returned; `None` when it is not one.
     pub fn parse(text: &str) -> Option<ListCursor> {
@@ -47,7 +58,7 @@ impl ListCursor {
             Some(_) => return None,
             None => (text, None),
         };
-        let offset = offset.parse().ok().filter(|_| !offset.starts_with('+'))?;
+        let offset = parse_offset(offset)?;
         Some(ListCursor {
             offset,
             queue,
@@ -60,10 +71,10 @@ impl ListCursor {
         let mut shards = Vec::new();
         for part in text.split(',') {
             let (label, offset) = part.split_once('.')?;
-            if label.is_empty() || offset.starts_with('+') {
+            if label.is_empty() {
                 return None;
             }
-            shards.push((label.to_string(), offset.parse().ok()?));
+            shards.push((label.to_string(), parse_offset(offset)?));
         }
         Some(ListCursor {
             shards,
@@ -327,6 +338,15 @@ pub(super) struct Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_past_any_list_is_no_cursor() {
+        assert!(ListCursor::parse("1000000000000").is_some());
+        assert!(ListCursor::parse("100000000000000000").is_none());
+        assert!(ListCursor::parse("100000000000000000:default").is_none());
+        assert!(ListCursor::parse("sbde.100000000000000000").is_none());
+        assert!(ListCursor::parse("+5").is_none());
+    }
 
     #[test]
     fn cursors_read_back_what_they_write() {
