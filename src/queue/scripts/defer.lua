@@ -13,7 +13,8 @@ if not delay_ms then error('bad defer arguments') end
 if not holds_lease(jk, lease) then return 'lost' end
 local now = now_ms()
 local id = id_of(base, jk)
-redis.call('LREM', KEYS[2], 1, id)
+-- From the tail, where the oldest leases are (see ack_jobs).
+redis.call('LREM', KEYS[2], '-1', id)
 if is_cancelled(jk) then
   finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'

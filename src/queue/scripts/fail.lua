@@ -22,7 +22,8 @@ local failures = (tonumber(f[2]) or 0) + 1
 local max_attempts = tonumber(f[3]) or 1
 local seq = (tonumber(f[4]) or 0) + 1
 local entry = cjson.encode({attempt = tonumber(f[1]) or 0, at = now, message = message})
-redis.call('LREM', KEYS[2], 1, id)
+-- From the tail, where the oldest leases are (see ack_jobs).
+redis.call('LREM', KEYS[2], '-1', id)
 redis.call('HSET', jk, 'x', failures, 'err_seq', seq, err_field(seq), entry)
 if seq > kept then redis.call('HDEL', jk, err_field(seq - kept)) end
 redis.call('HDEL', jk, 'L', 'o', 'e')

@@ -181,15 +181,18 @@ local function index_finished_many(base, ids, cancelled, keep)
   if excess < 1 then return end
   local olds = redis.call('RPOP', fk, excess)
   redis.call('ZREM', done_key(base, 'cancelled'), unpack(olds))
+  local doomed = {}
   for _, old in ipairs(olds) do
     local ojk = job_key(base, old)
     -- Long field names too: a record written before the short names is deleted as it stands.
     local h = redis.call('HMGET', ojk, 's', 'L', 'status', 'lease')
     local status, held = h[1] or h[3], h[2] or h[4]
     if (status == 'succeeded' or status == 'cancelled') and not held then
-      redis.call('DEL', ojk)
+      doomed[#doomed + 1] = ojk
     end
   end
+  -- One DEL for all: past JOB_RETENTION_MAX every ack pushes a record out.
+  if #doomed > 0 then redis.call('DEL', unpack(doomed)) end
 end
 
 -- index_finished_many for one job, finished by another script (cancel, fail).
@@ -341,7 +344,10 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
     out[i] = 0
     if h[1] == lease then
       out[i] = 1
-      redis.call('LREM', inflight, 1, id)
+      -- From the tail: fetch pushes ids at the head, and jobs mostly end in the order they
+      -- started, so the id is a few entries from the tail, not behind every other lease (from
+      -- the head, a drain with 50 slots compared ~50 entries per ack).
+      redis.call('LREM', inflight, '-1', id)
       -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
       -- stored: an absent result reads as null. A succeeded job stores its duration, not its
       -- finish time: a small integer (2-4 B in the hash) instead of 13 digits (10 B).

@@ -9,7 +9,8 @@ local now = now_ms()
 local id, q = id_of(base, jk), redis.call('HGET', jk, 'q')
 local cancelled = is_cancelled(jk)
 if not q then error('job ' .. tostring(id) .. ' has no queue') end
-redis.call('LREM', KEYS[2], 1, id)
+-- From the tail, where the oldest leases are (see ack_jobs).
+redis.call('LREM', KEYS[2], '-1', id)
 if cancelled then
   finish_cancelled(base, jk, id, now, keep)
   return 'cancelled'
