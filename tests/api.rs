@@ -50,6 +50,36 @@ fn an_echo_job_is_accepted_then_succeeds_with_its_args_as_result() {
     );
 }
 
+/// The `202`'s job is built from what the request sent and what Redis decided (status, times),
+/// not read back: it must be the record exactly as `GET /jobs/{id}` reads it.
+#[test]
+fn the_accepted_job_is_the_stored_record_as_a_get_reads_it() {
+    let redis = Redis::start();
+    let app = App::start_web_only(&redis.url());
+    let bodies = [
+        json!({"kind": "noop"}),
+        json!({"kind": "echo", "args": {"b": [1, 2.5, null], "a": "x y"}, "queue": "mail",
+               "max_attempts": 3, "timeout": 0.0025}),
+        json!({"kind": "echo", "args": {}, "delay": 30}),
+        json!({"kind": "echo", "run_at": "2020-01-01T00:00:00Z"}),
+        json!({"kind": "echo", "run_at": (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339()}),
+    ];
+    for body in bodies {
+        let (status, _, accepted) = app.enqueue(&body);
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}: {accepted}");
+        let id = accepted["id"].as_str().expect("id");
+        assert_eq!(accepted, app.job(id), "{body}");
+    }
+    let (status, _, accepted) =
+        app.enqueue_with(&json!({"kind": "echo"}), &[("Idempotency-Key", "k-1")]);
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let (again, _, repeated) =
+        app.enqueue_with(&json!({"kind": "echo"}), &[("Idempotency-Key", "k-1")]);
+    assert_eq!(again, StatusCode::OK, "{repeated}");
+    assert_eq!(accepted, repeated);
+    assert_eq!(accepted, app.job(accepted["id"].as_str().expect("id")));
+}
+
 #[test]
 fn every_bad_request_gets_its_status_and_a_json_error_and_the_process_goes_on() {
     let redis = Redis::start();

@@ -7,14 +7,17 @@
 //! in it gets that error, as a single enqueue would have, and its client may send it again.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use redis::Value;
+use redis::{FromRedisValue, ParsingError, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::QueueError;
+use super::job::JobRecord;
 use super::jobs::{Enqueued, IDEMPOTENCY_TTL, NewJob, RunAt};
 use super::keys::Shard;
-use super::reply::parse;
+use super::reply::{parse, record, tagged, unexpected};
+use super::status::JobStatus;
 use super::{Queue, ms, scripts};
 
 /// The most jobs in one script call: well under a millisecond of Redis time.
@@ -22,8 +25,14 @@ const BATCH_MAX: usize = 64;
 /// Jobs waiting for the batcher; one that does not fit is sent on its own.
 const QUEUED_MAX: usize = 1024;
 
-/// A job as `enqueue.lua` takes it: its ten arguments.
-pub(super) struct EnqueueArgs([String; 10]);
+/// A job as `enqueue.lua` takes it (its ten arguments), and what its record is built from once
+/// Redis has said what it decided (the script sends back none of what it was sent).
+pub(super) struct EnqueueArgs {
+    strings: [String; 10],
+    args: serde_json::Value,
+    max_attempts: u32,
+    timeout: Option<Duration>,
+}
 
 impl EnqueueArgs {
     /// The arguments of `job` (its args encoded as JSON here, before it waits for a batch).
@@ -34,18 +43,93 @@ impl EnqueueArgs {
             RunAt::At(at) => (String::new(), at.to_string()),
         };
         let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
-        Ok(EnqueueArgs([
-            job.id,
-            job.kind,
-            job.queue,
-            serde_json::to_string(&job.args)?,
-            job.max_attempts.to_string(),
-            job.timeout.map(|t| ms(t).to_string()).unwrap_or_default(),
-            delay,
-            run_at,
-            idem_key,
-            fingerprint,
-        ]))
+        Ok(EnqueueArgs {
+            strings: [
+                job.id,
+                job.kind,
+                job.queue,
+                serde_json::to_string(&job.args)?,
+                job.max_attempts.to_string(),
+                job.timeout.map(|t| ms(t).to_string()).unwrap_or_default(),
+                delay,
+                run_at,
+                idem_key,
+                fingerprint,
+            ],
+            args: job.args,
+            max_attempts: job.max_attempts,
+            // As stored: whole milliseconds.
+            timeout: job.timeout.map(|t| Duration::from_millis(ms(t))),
+        })
+    }
+
+    /// The record of the job as stored, from what was sent and what Redis `decided`; the same as
+    /// reading it back.
+    fn record(&self, decided: Decided) -> JobRecord {
+        let [id, kind, queue, ..] = &self.strings;
+        JobRecord {
+            id: id.clone(),
+            kind: kind.clone(),
+            queue: queue.clone(),
+            args: self.args.clone(),
+            status: decided.status,
+            attempts: 0,
+            failures: 0,
+            max_attempts: self.max_attempts,
+            timeout: self.timeout,
+            errors: Vec::new(),
+            result: None,
+            progress: None,
+            checkpoint: None,
+            created_at: decided.created_at,
+            run_at: Some(decided.run_at),
+            started_at: None,
+            finished_at: None,
+            enqueued_at: (decided.status == JobStatus::Queued).then_some(decided.created_at),
+            lease: None,
+        }
+    }
+}
+
+/// What `enqueue.lua` decided of a new job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Decided {
+    status: JobStatus,
+    /// Redis's time, ms.
+    created_at: i64,
+    run_at: i64,
+}
+
+/// `enqueue.lua`'s reply for one job.
+#[derive(Debug)]
+enum EnqueueReply {
+    Created(Decided),
+    /// Boxed: a record is far larger than what Redis decided of a new job.
+    Existing(Box<JobRecord>),
+    KeyReused,
+}
+
+/// `{'created', 1, {status, created_at, run_at}}` or `{'existing', same request (1|0), job}`.
+impl FromRedisValue for EnqueueReply {
+    fn from_redis_value(v: Value) -> Result<EnqueueReply, ParsingError> {
+        let (tag, [same, job]) = tagged(v)?;
+        match (tag.as_str(), i64::from_redis_value(same)?) {
+            ("created", _) => {
+                let (status, created_at, run_at): (String, i64, i64) =
+                    FromRedisValue::from_redis_value(job)?;
+                let status = JobStatus::parse(&status)
+                    .filter(|s| matches!(s, JobStatus::Queued | JobStatus::Scheduled))
+                    .ok_or_else(|| unexpected(&status))?;
+                Ok(EnqueueReply::Created(Decided {
+                    status,
+                    created_at,
+                    run_at,
+                }))
+            }
+            ("existing", 1) => Ok(EnqueueReply::Existing(Box::new(record(job)?))),
+            ("existing", _) => Ok(EnqueueReply::KeyReused),
+            _ => Err(unexpected(&tag)),
+        }
     }
 }
 
@@ -134,17 +218,121 @@ async fn call(
         .arg(shard.base())
         .arg(ms(IDEMPOTENCY_TTL));
     for job in jobs {
-        for arg in &job.0 {
+        for arg in &job.strings {
             call.arg(arg);
         }
     }
     let reply: Value = call.invoke_async(&mut conn).await?;
-    let outcomes: Vec<Enqueued> = parse("enqueue", reply)?;
-    if outcomes.len() != jobs.len() {
+    let replies: Vec<EnqueueReply> = parse("enqueue", reply)?;
+    if replies.len() != jobs.len() {
         return Err(QueueError::UnexpectedReply {
             script: "enqueue",
-            reply: format!("{} outcomes for {} jobs", outcomes.len(), jobs.len()),
+            reply: format!("{} outcomes for {} jobs", replies.len(), jobs.len()),
         });
     }
-    Ok(outcomes)
+    Ok(jobs
+        .iter()
+        .zip(replies)
+        .map(|(job, reply)| match reply {
+            EnqueueReply::Created(decided) => Enqueued::Created(job.record(decided)),
+            EnqueueReply::Existing(record) => Enqueued::Existing(*record),
+            EnqueueReply::KeyReused => Enqueued::KeyReused,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reply::build::{arr, job, s};
+    use super::*;
+
+    fn reply(tag: &str, same: i64, job: Value) -> Value {
+        arr(vec![s(tag), Value::Int(same), job])
+    }
+
+    #[test]
+    fn replies_read_as_created_existing_or_key_reused() {
+        let decided = arr(vec![s("queued"), Value::Int(1_000), Value::Int(1_000)]);
+        let created: EnqueueReply = parse("enqueue", reply("created", 1, decided)).unwrap();
+        let want = Decided {
+            status: JobStatus::Queued,
+            created_at: 1_000,
+            run_at: 1_000,
+        };
+        assert!(matches!(created, EnqueueReply::Created(d) if d == want));
+        let existing: EnqueueReply = parse("enqueue", reply("existing", 1, job("j1"))).unwrap();
+        assert!(matches!(existing, EnqueueReply::Existing(j) if j.id == "j1"));
+        let reused: EnqueueReply = parse("enqueue", reply("existing", 0, job("j1"))).unwrap();
+        assert!(matches!(reused, EnqueueReply::KeyReused));
+        for bad in [
+            reply("stored", 1, job("j1")),
+            // A new job is queued or scheduled, nothing else.
+            reply(
+                "created",
+                1,
+                arr(vec![s("running"), Value::Int(1), Value::Int(1)]),
+            ),
+            reply("created", 1, arr(vec![s("queued"), Value::Int(1)])),
+        ] {
+            let e = parse::<EnqueueReply>("enqueue", bad).err();
+            assert!(
+                matches!(
+                    e,
+                    Some(QueueError::UnexpectedReply {
+                        script: "enqueue",
+                        ..
+                    })
+                ),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_created_record_is_what_was_sent_and_what_redis_decided() {
+        let job = NewJob {
+            id: "0190aabbccdd-x".into(),
+            kind: "echo".into(),
+            queue: "mail".into(),
+            args: serde_json::json!({"to": "a@b.c", "n": 1.5}),
+            max_attempts: 3,
+            timeout: Some(Duration::from_micros(2_500)),
+            when: RunAt::After(Duration::from_secs(30)),
+            idempotency: Some(("key".into(), "fingerprint".into())),
+        };
+        let args = EnqueueArgs::of(job).unwrap();
+        assert_eq!(args.strings[3], r#"{"n":1.5,"to":"a@b.c"}"#);
+        assert_eq!(args.strings[5], "2", "timeout in whole ms");
+        assert_eq!(args.strings[6], "30000");
+        let scheduled = args.record(Decided {
+            status: JobStatus::Scheduled,
+            created_at: 1_000,
+            run_at: 31_000,
+        });
+        assert_eq!(
+            (scheduled.id.as_str(), scheduled.kind.as_str()),
+            ("0190aabbccdd-x", "echo")
+        );
+        assert_eq!(scheduled.queue, "mail");
+        assert_eq!(scheduled.args, serde_json::json!({"to": "a@b.c", "n": 1.5}));
+        assert_eq!(scheduled.status, JobStatus::Scheduled);
+        assert_eq!((scheduled.attempts, scheduled.failures), (0, 0));
+        assert_eq!(scheduled.max_attempts, 3);
+        // As a read of the stored record gives it back: whole milliseconds.
+        assert_eq!(scheduled.timeout, Some(Duration::from_millis(2)));
+        assert_eq!(
+            (
+                scheduled.created_at,
+                scheduled.run_at,
+                scheduled.enqueued_at
+            ),
+            (1_000, Some(31_000), None)
+        );
+        let queued = args.record(Decided {
+            status: JobStatus::Queued,
+            created_at: 1_000,
+            run_at: 1_000,
+        });
+        assert_eq!(queued.enqueued_at, Some(1_000), "queued at its creation");
+    }
 }

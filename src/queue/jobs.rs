@@ -80,19 +80,6 @@ pub enum Retried {
     Queued(JobRecord),
 }
 
-/// `enqueue.lua`: `{'created'|'existing', same request (1|0), job}`.
-impl FromRedisValue for Enqueued {
-    fn from_redis_value(v: Value) -> Result<Enqueued, ParsingError> {
-        let (tag, [same, job]) = tagged(v)?;
-        match (tag.as_str(), i64::from_redis_value(same)?) {
-            ("created", _) => Ok(Enqueued::Created(record(job)?)),
-            ("existing", 1) => Ok(Enqueued::Existing(record(job)?)),
-            ("existing", _) => Ok(Enqueued::KeyReused),
-            _ => Err(unexpected(&tag)),
-        }
-    }
-}
-
 /// `cancel.lua`: `{'missing', {}}`, `{'finished', job}` or `{'ok', job}`.
 impl FromRedisValue for Cancelled {
     fn from_redis_value(v: Value) -> Result<Cancelled, ParsingError> {
@@ -188,18 +175,6 @@ mod tests {
             Err(QueueError::UnexpectedReply { script, .. }) => assert_eq!(script, name),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn enqueue_replies_read_as_created_existing_or_key_reused() {
-        let reply = |tag: &str, same: i64| arr(vec![s(tag), Value::Int(same), job("j1")]);
-        let created: Enqueued = parse("enqueue", reply("created", 1)).unwrap();
-        assert!(matches!(created, Enqueued::Created(j) if j.id == "j1"));
-        let existing: Enqueued = parse("enqueue", reply("existing", 1)).unwrap();
-        assert!(matches!(existing, Enqueued::Existing(j) if j.id == "j1"));
-        let reused: Enqueued = parse("enqueue", reply("existing", 0)).unwrap();
-        assert!(matches!(reused, Enqueued::KeyReused));
-        unexpected_reply(parse::<Enqueued>("enqueue", reply("stored", 1)), "enqueue");
     }
 
     #[test]

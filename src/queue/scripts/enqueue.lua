@@ -6,7 +6,9 @@
 -- ARGV[1] base  ARGV[2] idempotency key lifetime ms
 -- ARGV[3..] 10 per job: id kind queue args (JSON) max_attempts timeout-ms-or-'' delay-ms-or-''
 --   run_at-ms-or-'' idempotency-key-or-'' request-fingerprint-source
--- Returns, per job, {'created'|'existing', same_request (1|0), the job's fields (see record)}.
+-- Returns, per job, {'created', 1, {status, created_at ms, run_at ms}}: what Redis decided of a
+-- new job (the caller has the rest, and builds the record from both, so nothing it sent comes
+-- back), or {'existing', same_request (1|0), the earlier job's fields (see record)}.
 local base, idem_ttl_ms = ARGV[1], ARGV[2]
 local per = 10
 if (#ARGV - 2) % per ~= 0 then error('bad enqueue arguments') end
@@ -75,10 +77,11 @@ for i, due in ipairs(dues) do
     else
       wake(base, queue, redis.call('LPUSH', queue_key(base, queue), id))
     end
-    -- The record just written, as record() would read it back.
-    fields[#fields + 1] = 'id'
-    fields[#fields + 1] = id
-    out[i] = {'created', 1, fields}
+    -- What record() would read back of it that the caller did not send: a job due at once
+    -- reads as run at its creation.
+    local run_at = now
+    if due > now then run_at = due end
+    out[i] = {'created', 1, {status, now, run_at}}
   end
 end
 return out
