@@ -1,6 +1,8 @@
 //! Fetching: leasing ready jobs to a process, one `fetch.lua` call per shard of the queues it
 //! works (see `shards.rs` for the shards it skips while they are empty).
 
+use std::time::Duration;
+
 use redis::{FromRedisValue, ParsingError, Value};
 
 use super::error::QueueError;
@@ -8,6 +10,7 @@ use super::job::JobRecord;
 use super::keys::Shard;
 use super::lease::Lease;
 use super::reply::{parse, tagged, unexpected};
+use super::status::JobStatus;
 use super::{Queue, scripts};
 
 /// What `fetch` found.
@@ -25,37 +28,110 @@ pub enum Fetched {
 /// `fetch.lua`'s reply, before the records are read one by one.
 enum FetchReply {
     Unregistered,
-    /// The jobs, and whether ids were left unlooked-at when the call hit its budget.
-    Jobs(Vec<Vec<String>>, bool),
+    /// The jobs, whether ids were left unlooked-at when the call hit its budget, and when the
+    /// jobs started (Redis's time, ms).
+    Jobs(Vec<LeasedJob>, bool, i64),
 }
 
-/// `fetch.lua`: `{'unregistered', {}}`, or `{'ok'|'more', jobs}` with the jobs in one flat list:
-/// per job, how many field/value pairs follow, then the pairs.
+/// Entries a job takes in `fetch.lua`'s reply.
+const PER_JOB: usize = 9;
+
+/// One job of `fetch.lua`'s reply, by position: what a runner needs of its record.
+#[derive(Debug, PartialEq)]
+struct LeasedJob {
+    id: String,
+    attempt: u32,
+    kind: Option<String>,
+    queue: Option<String>,
+    args: Option<String>,
+    failures: Option<String>,
+    max_attempts: Option<String>,
+    timeout_ms: Option<String>,
+    checkpoint: Option<String>,
+}
+
+impl LeasedJob {
+    /// The token fetch.lua leased this attempt under.
+    fn lease(&self, process: &str) -> String {
+        format!("{process}:{}", self.attempt)
+    }
+
+    /// The job as its runner sees it, leased under `lease` since `started_at`. The fields the
+    /// reply leaves out (result, errors, times) are not a runner's business.
+    fn record(self, lease: String, started_at: i64) -> Result<JobRecord, QueueError> {
+        let id = self.id;
+        let corrupt = |field: &str| QueueError::unreadable(&id, field);
+        let json = |v: Option<String>, field: &str| {
+            v.map(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|_| corrupt(field)))
+                .transpose()
+        };
+        let int = |v: Option<String>, field: &str| {
+            v.map(|s| s.parse::<i64>().map_err(|_| corrupt(field)))
+                .transpose()
+        };
+        Ok(JobRecord {
+            kind: self.kind.ok_or_else(|| corrupt("kind"))?,
+            queue: self.queue.ok_or_else(|| corrupt("queue"))?,
+            // Absent args are `{}`, as in `JobRecord::from_map`.
+            args: json(self.args, "args")?
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            status: JobStatus::Running,
+            attempts: self.attempt,
+            failures: int(self.failures, "failures")?.unwrap_or(0) as u32,
+            max_attempts: int(self.max_attempts, "max_attempts")?.unwrap_or(1) as u32,
+            timeout: int(self.timeout_ms, "timeout_ms")?
+                .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            errors: Vec::new(),
+            result: None,
+            progress: None,
+            checkpoint: json(self.checkpoint, "checkpoint")?,
+            created_at: 0,
+            run_at: None,
+            started_at: Some(started_at),
+            finished_at: None,
+            enqueued_at: None,
+            lease: Some(lease),
+            id,
+        })
+    }
+}
+
+/// `fetch.lua`: `{'unregistered', 0, {}}`, or `{'ok'|'more', now, jobs}` with the jobs in one flat
+/// list, [`PER_JOB`] entries each.
 impl FromRedisValue for FetchReply {
     fn from_redis_value(v: Value) -> Result<FetchReply, ParsingError> {
-        let (tag, [jobs]) = tagged(v)?;
+        let (tag, [now, jobs]) = tagged(v)?;
         let more = match tag.as_str() {
             "unregistered" => return Ok(FetchReply::Unregistered),
             "ok" => false,
             "more" => true,
             _ => return Err(unexpected(&tag)),
         };
+        let now = i64::from_redis_value(now)?;
         let flat: Vec<Value> = FromRedisValue::from_redis_value(jobs)?;
-        let mut items = flat.into_iter();
-        let mut found = Vec::new();
-        while let Some(count) = items.next() {
-            let pairs = usize::from_redis_value(count)?;
-            let fields = items
-                .by_ref()
-                .take(2 * pairs)
-                .map(String::from_redis_value)
-                .collect::<Result<Vec<String>, _>>()?;
-            if fields.len() != 2 * pairs {
-                return Err("a job cut short".into());
-            }
-            found.push(fields);
+        if !flat.len().is_multiple_of(PER_JOB) {
+            return Err("a job cut short".into());
         }
-        Ok(FetchReply::Jobs(found, more))
+        let mut items = flat.into_iter();
+        let mut found = Vec::with_capacity(items.len() / PER_JOB);
+        while let Some(id) = items.next() {
+            let mut next = || -> Result<Option<String>, ParsingError> {
+                FromRedisValue::from_redis_value(items.next().unwrap_or(Value::Nil))
+            };
+            let attempt = next()?.and_then(|a| a.parse().ok()).ok_or("no attempt")?;
+            found.push(LeasedJob {
+                id: String::from_redis_value(id)?,
+                attempt,
+                kind: next()?,
+                queue: next()?,
+                args: next()?,
+                failures: next()?,
+                max_attempts: next()?,
+                timeout_ms: next()?,
+                checkpoint: next()?,
+            });
+        }
+        Ok(FetchReply::Jobs(found, more, now))
     }
 }
 
@@ -136,24 +212,21 @@ impl Queue {
             .arg(queues)
             .invoke_async(&mut conn)
             .await?;
-        let (jobs, more) = match parse("fetch", reply)? {
+        let (jobs, more, started_at) = match parse("fetch", reply)? {
             FetchReply::Unregistered => return Ok(ShardFetch::Unregistered),
-            FetchReply::Jobs(jobs, more) => (jobs, more),
+            FetchReply::Jobs(jobs, more, started_at) => (jobs, more, started_at),
         };
         let mut leases = Vec::with_capacity(jobs.len());
-        for fields in jobs {
+        for leased in jobs {
             // A record that cannot be read stays in flight (the heartbeat puts it back) rather
             // than failing the whole batch.
-            let job = match JobRecord::from_fields(fields) {
+            let token = leased.lease(process);
+            let job = match leased.record(token.clone(), started_at) {
                 Ok(job) => job,
                 Err(e) => {
                     tracing::error!(event = "job.unreadable", error = %e);
                     continue;
                 }
-            };
-            let Some(token) = job.lease.clone() else {
-                tracing::error!(event = "job.unreadable", job_id = %job.id, error = "no lease");
-                continue;
             };
             leases.push(Lease::new(job, token, inflight.clone(), self.clone()));
         }
@@ -174,34 +247,69 @@ mod tests {
     use super::super::reply::build::{arr, s};
     use super::*;
 
+    fn entry(text: Option<&str>) -> Value {
+        text.map_or(Value::Nil, s)
+    }
+
     #[test]
     fn fetch_replies_read_as_unregistered_or_jobs() {
-        let r: FetchReply = parse("fetch", arr(vec![s("unregistered"), arr(vec![])])).unwrap();
+        let r: FetchReply = parse(
+            "fetch",
+            arr(vec![s("unregistered"), Value::Int(0), arr(vec![])]),
+        )
+        .unwrap();
         assert!(matches!(r, FetchReply::Unregistered));
-        let flat = vec![
-            Value::Int(2),
-            s("id"),
-            s("a"),
-            s("n"),
-            Value::Int(1),
-            Value::Int(1),
-            s("id"),
-            s("b"),
+        let full = [
+            Some("a"),
+            Some("2"),
+            Some("echo"),
+            Some("mail"),
+            Some(r#"{"x":1}"#),
+            Some("1"),
+            Some("5"),
+            Some("1500"),
+            Some(r#"{"page":3}"#),
         ];
-        let r: FetchReply = parse("fetch", arr(vec![s("ok"), arr(flat.clone())])).unwrap();
-        assert!(
-            matches!(&r, FetchReply::Jobs(jobs, false) if jobs.len() == 2 && jobs[0] == ["id", "a", "n", "1"] && jobs[1] == ["id", "b"]),
-            "{:?}",
-            match r {
-                FetchReply::Jobs(jobs, _) => jobs,
-                FetchReply::Unregistered => vec![],
-            }
+        let bare = [Some("b"), Some("1"), Some("noop"), Some("default")]
+            .into_iter()
+            .chain([None; 5]);
+        let flat: Vec<Value> = full.into_iter().chain(bare).map(entry).collect();
+        let r: FetchReply = parse(
+            "fetch",
+            arr(vec![s("ok"), Value::Int(7), arr(flat.clone())]),
+        )
+        .unwrap();
+        let FetchReply::Jobs(jobs, false, 7) = r else {
+            panic!("not two jobs");
+        };
+        let [a, b]: [LeasedJob; 2] = jobs.try_into().expect("two jobs");
+        assert_eq!(a.lease("p1"), "p1:2", "fetch.lua's lease");
+        let a = a.record("p1:2".into(), 7).unwrap();
+        assert_eq!(
+            (a.id.as_str(), a.kind.as_str(), a.queue.as_str()),
+            ("a", "echo", "mail")
         );
-        let r: FetchReply = parse("fetch", arr(vec![s("more"), arr(vec![])])).unwrap();
-        assert!(matches!(r, FetchReply::Jobs(jobs, true) if jobs.is_empty()));
-        let cut = parse::<FetchReply>("fetch", arr(vec![s("ok"), arr(flat[..4].to_vec())]));
+        assert_eq!(a.args, serde_json::json!({"x": 1}));
+        assert_eq!((a.attempts, a.failures, a.max_attempts), (2, 1, 5));
+        assert_eq!(a.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(a.checkpoint, Some(serde_json::json!({"page": 3})));
+        assert_eq!((a.status, a.started_at), (JobStatus::Running, Some(7)));
+        assert_eq!(a.lease.as_deref(), Some("p1:2"));
+        let b = b.record("p1:1".into(), 7).unwrap();
+        assert_eq!(b.args, serde_json::json!({}));
+        assert_eq!((b.attempts, b.failures, b.max_attempts), (1, 0, 1));
+        assert_eq!((b.timeout, b.checkpoint), (None, None));
+
+        let r: FetchReply =
+            parse("fetch", arr(vec![s("more"), Value::Int(7), arr(vec![])])).unwrap();
+        assert!(matches!(r, FetchReply::Jobs(jobs, true, 7) if jobs.is_empty()));
+        let cut = parse::<FetchReply>(
+            "fetch",
+            arr(vec![s("ok"), Value::Int(7), arr(flat[..12].to_vec())]),
+        );
         assert!(cut.is_err());
-        let e = parse::<FetchReply>("fetch", arr(vec![s("busy"), arr(vec![])])).err();
+        let e =
+            parse::<FetchReply>("fetch", arr(vec![s("busy"), Value::Int(7), arr(vec![])])).err();
         assert!(
             matches!(
                 e,
@@ -212,5 +320,14 @@ mod tests {
             ),
             "{e:?}"
         );
+        // A record without its kind, or with args that are not JSON, is unreadable.
+        let mut no_kind = flat[9..].to_vec();
+        no_kind[2] = Value::Nil;
+        let r: FetchReply =
+            parse("fetch", arr(vec![s("ok"), Value::Int(7), arr(no_kind)])).unwrap();
+        let FetchReply::Jobs(mut jobs, ..) = r else {
+            panic!()
+        };
+        assert!(jobs.pop().unwrap().record("p1:1".into(), 7).is_err());
     }
 }

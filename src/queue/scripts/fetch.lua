@@ -3,11 +3,13 @@
 -- a job is always either in a queue or in exactly one in-flight list.
 -- KEYS[1] this process's in-flight list  KEYS[2] this process's heartbeat key
 -- ARGV[1] base  ARGV[2] process id  ARGV[3] most jobs to take  ARGV[4..] queue names, in order
--- Returns {'unregistered', {}} when the heartbeat is missing (the process must register first, or a
--- reaper could not tell its in-flight list from a dead one), else {'ok', {job, ...}}, or
--- {'more', {job, ...}} when it stopped at its budget with ids still to look at. The jobs are one
--- flat list: per job, how many field/value pairs follow, then the pairs (what a runner needs, not
--- the whole record: no result, no errors). One list for all: a table per job would be garbage.
+-- Returns {'unregistered', 0, {}} when the heartbeat is missing (the process must register first,
+-- or a reaper could not tell its in-flight list from a dead one), else {'ok', now, jobs}, or
+-- {'more', now, jobs} when it stopped at its budget with ids still to look at; now is the jobs'
+-- start (ms). The jobs are one flat list, 9 entries a job, by position: id, attempt, then kind,
+-- queue, args, failures, max_attempts, timeout ms and checkpoint, each nil when absent. That is
+-- what a runner needs (no result, no errors); its lease is process .. ':' .. attempt. No names,
+-- nothing the caller knows already, and one list for all: a table per job would be garbage.
 --
 -- Cost: ids leave a queue by one RPOP of many and enter the in-flight list by one LPUSH of many;
 -- each job then costs one HMGET and one HSET (this script runs once per batch, so a
@@ -16,7 +18,7 @@ local base, process, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local queues = {}
 for i = 4, #ARGV do queues[#queues + 1] = ARGV[i] end
 if not want or want < 1 then error('bad fetch arguments') end
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', {}} end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', 0, {}} end
 -- As text once: a number passed to redis.call is formatted anew at every call.
 local now = now_ms()
 local now_s = tostring(now)
@@ -50,20 +52,11 @@ while found < want and budget > 0 and not exhausted do
         -- 'e' (when it became ready) stays until the attempt's outcome is written: one call less
         -- per job here, and no reader shows it for a job that is not waiting.
         redis.call('HSET', jk, 's', 'running', 'n', attempt, 't', now_s, 'L', lease, 'o', process)
-        local at = #jobs + 1
-        jobs[at] = 5
-        jobs[at + 1] = 'id'; jobs[at + 2] = id
-        jobs[at + 3] = 's'; jobs[at + 4] = 'running'
-        jobs[at + 5] = 'n'; jobs[at + 6] = attempt
-        jobs[at + 7] = 'L'; jobs[at + 8] = lease
-        jobs[at + 9] = 't'; jobs[at + 10] = now_s
-        for i = 3, #wanted - 1 do
-          if v[i] then
-            jobs[#jobs + 1] = wanted[i]
-            jobs[#jobs + 1] = v[i]
-            jobs[at] = jobs[at] + 1
-          end
-        end
+        local at = #jobs
+        jobs[at + 1] = id
+        jobs[at + 2] = attempt
+        -- v[3..9]: kind to checkpoint, false (nil in the reply) where absent.
+        for i = 3, 9 do jobs[at + i] = v[i] end
         found = found + 1
         taken[#taken + 1] = id
       else
@@ -76,5 +69,5 @@ while found < want and budget > 0 and not exhausted do
 end
 -- In the order LMOVE one by one would leave them: the oldest job deepest in the list.
 if #taken > 0 then redis.call('LPUSH', KEYS[1], unpack(taken)) end
-if budget <= 0 and found < want then return {'more', jobs} end
-return {'ok', jobs}
+if budget <= 0 and found < want then return {'more', now, jobs} end
+return {'ok', now, jobs}
