@@ -40,7 +40,8 @@ const PER_JOB: usize = 9;
 #[derive(Debug, PartialEq)]
 struct LeasedJob {
     id: String,
-    attempt: u32,
+    /// As fetch.lua wrote it into the lease: read on its own, so a bad one fails its job only.
+    attempt: String,
     kind: Option<String>,
     queue: Option<String>,
     args: Option<String>,
@@ -69,6 +70,7 @@ impl LeasedJob {
             v.map(|s| s.parse::<i64>().map_err(|_| corrupt(field)))
                 .transpose()
         };
+        let attempts = self.attempt.parse().map_err(|_| corrupt("attempts"))?;
         Ok(JobRecord {
             kind: self.kind.ok_or_else(|| corrupt("kind"))?,
             queue: self.queue.ok_or_else(|| corrupt("queue"))?,
@@ -76,7 +78,7 @@ impl LeasedJob {
             args: json(self.args, "args")?
                 .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
             status: JobStatus::Running,
-            attempts: self.attempt,
+            attempts,
             failures: int(self.failures, "failures")?.unwrap_or(0) as u32,
             max_attempts: int(self.max_attempts, "max_attempts")?.unwrap_or(1) as u32,
             timeout: int(self.timeout_ms, "timeout_ms")?
@@ -118,7 +120,7 @@ impl FromRedisValue for FetchReply {
             let mut next = || -> Result<Option<String>, ParsingError> {
                 FromRedisValue::from_redis_value(items.next().unwrap_or(Value::Nil))
             };
-            let attempt = next()?.and_then(|a| a.parse().ok()).ok_or("no attempt")?;
+            let attempt = next()?.ok_or("no attempt")?;
             found.push(LeasedJob {
                 id: String::from_redis_value(id)?,
                 attempt,
@@ -273,7 +275,9 @@ mod tests {
         let bare = [Some("b"), Some("1"), Some("noop"), Some("default")]
             .into_iter()
             .chain([None; 5]);
-        let flat: Vec<Value> = full.into_iter().chain(bare).map(entry).collect();
+        let mut flat: Vec<Value> = full.into_iter().chain(bare).map(entry).collect();
+        // Lua's numbers come as integers.
+        flat[1] = Value::Int(2);
         let r: FetchReply = parse(
             "fetch",
             arr(vec![s("ok"), Value::Int(7), arr(flat.clone())]),
@@ -329,5 +333,16 @@ mod tests {
             panic!()
         };
         assert!(jobs.pop().unwrap().record("p1:1".into(), 7).is_err());
+        // An attempt that is no count fails its own job, not the reply.
+        let mut bad_attempt = flat[9..].to_vec();
+        bad_attempt[1] = s("many");
+        let r: FetchReply =
+            parse("fetch", arr(vec![s("ok"), Value::Int(7), arr(bad_attempt)])).unwrap();
+        let FetchReply::Jobs(mut jobs, ..) = r else {
+            panic!()
+        };
+        let job = jobs.pop().unwrap();
+        assert_eq!(job.lease("p1"), "p1:many");
+        assert!(job.record("p1:many".into(), 7).is_err());
     }
 }
