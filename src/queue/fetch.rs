@@ -159,14 +159,16 @@ impl Queue {
                 continue;
             }
             let wakes = self.wakes_seen();
-            match self
-                .fetch_shard(&shard, process, &names, count - leases.len())
-                .await?
-            {
+            let want = count - leases.len();
+            match self.fetch_shard(&shard, process, &names, want).await? {
                 ShardFetch::Unregistered if leases.is_empty() => return Ok(Fetched::Unregistered),
                 ShardFetch::Unregistered => break,
-                ShardFetch::Jobs(found, stopped_early) => {
-                    if found.is_empty() && !stopped_early {
+                ShardFetch::Jobs(found, taken, stopped_early) => {
+                    // Fewer than asked for, and not for want of budget: the script emptied every
+                    // list it looked at, so a fetch there now would find nothing either. Without
+                    // this, a worker that keeps up with its producers made two calls a job (one
+                    // that took it, one that found nothing) instead of waiting for a wake-up.
+                    if taken < want && !stopped_early {
                         self.mark_empty(&shard, wakes);
                     }
                     more |= stopped_early;
@@ -218,7 +220,8 @@ impl Queue {
             FetchReply::Unregistered => return Ok(ShardFetch::Unregistered),
             FetchReply::Jobs(jobs, more, started_at) => (jobs, more, started_at),
         };
-        let mut leases = Vec::with_capacity(jobs.len());
+        let taken = jobs.len();
+        let mut leases = Vec::with_capacity(taken);
         for leased in jobs {
             // A record that cannot be read stays in flight (the heartbeat puts it back) rather
             // than failing the whole batch.
@@ -232,7 +235,7 @@ impl Queue {
             };
             leases.push(Lease::new(job, token, inflight.clone(), self.clone()));
         }
-        Ok(ShardFetch::Jobs(leases, more))
+        Ok(ShardFetch::Jobs(leases, taken, more))
     }
 }
 
@@ -240,8 +243,9 @@ impl Queue {
 enum ShardFetch {
     /// This process is not registered in the shard.
     Unregistered,
-    /// Its jobs, and whether the call stopped at its budget with ids still to look at.
-    Jobs(Vec<Lease>, bool),
+    /// Its jobs, how many the script took (an unreadable one is not among the jobs), and
+    /// whether the call stopped at its budget with ids still to look at.
+    Jobs(Vec<Lease>, usize, bool),
 }
 
 #[cfg(test)]
