@@ -9,6 +9,12 @@ use super::jobs::{MAX_IDEMPOTENCY_KEY, new_job};
 use super::{ApiError, AppState};
 use crate::queue::{BULK_MAX, BulkEnqueued, BulkItem, JobStatus, NewJob};
 
+/// The answer to a batch: `{"jobs": [...]}`.
+#[derive(Serialize)]
+struct BulkReply<'a> {
+    jobs: Vec<ItemReply<'a>>,
+}
+
 /// One job's result, in the order the jobs came.
 #[derive(Serialize)]
 struct ItemReply<'a> {
@@ -43,7 +49,10 @@ pub(super) async fn enqueue(state: &AppState, items: Vec<Value>) -> Result<HttpR
         BulkEnqueued::Stored(stored) => {
             let created = stored.iter().filter(|item| item.created).count();
             tracing::info!(event = "jobs.enqueued", jobs = stored.len(), created);
-            Ok(HttpResponse::Accepted().json(serde_json::json!({ "jobs": replies(&stored) })))
+            // Serialized as it stands: a `json!` value would build a map per job first.
+            Ok(HttpResponse::Accepted().json(BulkReply {
+                jobs: replies(&stored),
+            }))
         }
     }
 }
