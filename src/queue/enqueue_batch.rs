@@ -43,6 +43,8 @@ impl EnqueueArgs {
             RunAt::At(at) => (String::new(), at.to_string()),
         };
         let (idem_key, fingerprint) = job.idempotency.unwrap_or_default();
+        // Stored in whole milliseconds, and so read back.
+        let timeout_ms = job.timeout.map(ms);
         Ok(EnqueueArgs {
             strings: [
                 job.id,
@@ -50,7 +52,7 @@ impl EnqueueArgs {
                 job.queue,
                 serde_json::to_string(&job.args)?,
                 job.max_attempts.to_string(),
-                job.timeout.map(|t| ms(t).to_string()).unwrap_or_default(),
+                timeout_ms.map(|t| t.to_string()).unwrap_or_default(),
                 delay,
                 run_at,
                 idem_key,
@@ -58,8 +60,7 @@ impl EnqueueArgs {
             ],
             args: job.args,
             max_attempts: job.max_attempts,
-            // As stored: whole milliseconds.
-            timeout: job.timeout.map(|t| Duration::from_millis(ms(t))),
+            timeout: timeout_ms.map(Duration::from_millis),
         })
     }
 

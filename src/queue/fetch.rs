@@ -1,12 +1,10 @@
 //! Fetching: leasing ready jobs to a process, one `fetch.lua` call per shard of the queues it
 //! works (see `shards.rs` for the shards it skips while they are empty).
 
-use std::time::Duration;
-
 use redis::{FromRedisValue, ParsingError, Value};
 
 use super::error::QueueError;
-use super::job::JobRecord;
+use super::job::{JobRecord, args_or_empty, int_field, json_field, timeout_of};
 use super::keys::Shard;
 use super::lease::Lease;
 use super::reply::{parse, tagged, unexpected};
@@ -62,27 +60,18 @@ impl LeasedJob {
     fn record(self, lease: String, started_at: i64) -> Result<JobRecord, QueueError> {
         let id = self.id;
         let corrupt = |field: &str| QueueError::unreadable(&id, field);
-        let json = |v: Option<String>, field: &str| {
-            v.map(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|_| corrupt(field)))
-                .transpose()
-        };
-        let int = |v: Option<String>, field: &str| {
-            v.map(|s| s.parse::<i64>().map_err(|_| corrupt(field)))
-                .transpose()
-        };
+        let json = |v: Option<String>, field: &str| json_field(&id, v, field);
+        let int = |v: Option<String>, field: &str| int_field(&id, v, field);
         let attempts = self.attempt.parse().map_err(|_| corrupt("attempts"))?;
         Ok(JobRecord {
             kind: self.kind.ok_or_else(|| corrupt("kind"))?,
             queue: self.queue.ok_or_else(|| corrupt("queue"))?,
-            // Absent args are `{}`, as in `JobRecord::from_map`.
-            args: json(self.args, "args")?
-                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            args: args_or_empty(json(self.args, "args")?),
             status: JobStatus::Running,
             attempts,
             failures: int(self.failures, "failures")?.unwrap_or(0) as u32,
             max_attempts: int(self.max_attempts, "max_attempts")?.unwrap_or(1) as u32,
-            timeout: int(self.timeout_ms, "timeout_ms")?
-                .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            timeout: timeout_of(int(self.timeout_ms, "timeout_ms")?),
             errors: Vec::new(),
             result: None,
             progress: None,
@@ -250,6 +239,8 @@ enum ShardFetch {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::reply::build::{arr, s};
     use super::*;
 

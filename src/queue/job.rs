@@ -110,14 +110,8 @@ impl JobRecord {
         let enqueued_at = take("e", "enqueued_at");
         let lease = take("L", "lease");
         let corrupt = |field: &str| QueueError::unreadable(&id, field);
-        let json = |v: Option<String>, field: &str| -> Result<Option<Value>, QueueError> {
-            v.map(|s| serde_json::from_str(&s).map_err(|_| corrupt(field)))
-                .transpose()
-        };
-        let int = |v: Option<String>, field: &str| -> Result<Option<i64>, QueueError> {
-            v.map(|s| s.parse::<i64>().map_err(|_| corrupt(field)))
-                .transpose()
-        };
+        let json = |v: Option<String>, field: &str| json_field(&id, v, field);
+        let int = |v: Option<String>, field: &str| int_field(&id, v, field);
         let status = status
             .and_then(|s| JobStatus::parse(&s))
             .ok_or_else(|| corrupt("status"))?;
@@ -141,13 +135,12 @@ impl JobRecord {
             kind: kind.ok_or_else(|| corrupt("kind"))?,
             queue: queue.ok_or_else(|| corrupt("queue"))?,
             // Absent args are `{}`: the default of a new job.
-            args: json(args, "args")?.unwrap_or_else(|| Value::Object(Default::default())),
+            args: args_or_empty(json(args, "args")?),
             status,
             attempts: int(attempts, "attempts")?.unwrap_or(0) as u32,
             failures: int(failures, "failures")?.unwrap_or(0) as u32,
             max_attempts: int(max_attempts, "max_attempts")?.unwrap_or(1) as u32,
-            timeout: int(timeout_ms, "timeout_ms")?
-                .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            timeout: timeout_of(int(timeout_ms, "timeout_ms")?),
             errors,
             result: json(result, "result")?,
             progress: json(map.remove("progress"), "progress")?,
@@ -162,6 +155,39 @@ impl JobRecord {
             id,
         })
     }
+}
+
+/// A stored JSON field of job `id`, if present.
+pub(super) fn json_field(
+    id: &str,
+    v: Option<String>,
+    field: &str,
+) -> Result<Option<Value>, QueueError> {
+    v.map(|s| serde_json::from_str(&s).map_err(|_| QueueError::unreadable(id, field)))
+        .transpose()
+}
+
+/// A stored integer field of job `id`, if present.
+pub(super) fn int_field(
+    id: &str,
+    v: Option<String>,
+    field: &str,
+) -> Result<Option<i64>, QueueError> {
+    v.map(|s| {
+        s.parse::<i64>()
+            .map_err(|_| QueueError::unreadable(id, field))
+    })
+    .transpose()
+}
+
+/// Absent args are `{}`: the default of a new job, which is stored without them.
+pub(super) fn args_or_empty(args: Option<Value>) -> Value {
+    args.unwrap_or_else(|| Value::Object(Default::default()))
+}
+
+/// A stored timeout (whole ms) as a duration.
+pub(super) fn timeout_of(ms: Option<i64>) -> Option<Duration> {
+    ms.map(|ms| Duration::from_millis(ms.max(0) as u64))
 }
 
 /// The error entries, oldest first: one `err:{n}` field each, after the `errors` array that
