@@ -139,6 +139,55 @@ fn each_job_has_its_own_idempotency_key() {
     support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
 }
 
+/// A batch over queues of different shards is stored by one call per shard; the answers come
+/// back in the request's order, with the ids of the jobs made earlier for repeated keys. The body
+/// is pretty-printed, as a client may send it: leading whitespace before the array too.
+#[test]
+fn a_batch_over_several_shards_answers_in_request_order() {
+    let redis = Redis::start();
+    let app = App::start_web_only(&redis.url());
+    let batch = json!([
+        {"kind": "echo", "queue": "mail", "idempotency_key": "m-1"},
+        {"kind": "echo", "queue": "default", "delay": 3600},
+        {"kind": "echo", "queue": "mail"},
+        {"kind": "echo", "queue": "default", "idempotency_key": "d-1"},
+    ]);
+    let body = format!(
+        "\n  {}",
+        serde_json::to_string_pretty(&batch).expect("json")
+    );
+    let post = || {
+        let res = support::client()
+            .post(app.url("/jobs"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .expect("POST /jobs");
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        res.json::<Value>().expect("json")["jobs"]
+            .as_array()
+            .expect("jobs")
+            .clone()
+    };
+    let first = post();
+    let statuses: Vec<&str> = first
+        .iter()
+        .map(|j| j["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["queued", "scheduled", "queued", "queued"]);
+    for job in &first {
+        let stored = app.job(job["id"].as_str().expect("id"));
+        assert_eq!(stored["status"], job["status"], "{stored}");
+    }
+    let again = post();
+    let created: Vec<bool> = again.iter().map(|j| j["created"] == true).collect();
+    assert_eq!(created, [false, true, true, false], "{again:?}");
+    assert_eq!(again[0]["id"], first[0]["id"]);
+    assert_eq!(again[3]["id"], first[3]["id"]);
+    assert_eq!(again[1]["status"], "scheduled");
+    assert_ne!(again[2]["id"], first[2]["id"]);
+}
+
 /// Many runners finishing at once have their acks written together (`ack_many.lua`): each job
 /// still counts in its minute and is listed as succeeded, once.
 #[test]

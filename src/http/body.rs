@@ -11,14 +11,15 @@ use serde_json::Value;
 
 use super::ApiError;
 
-/// Reads the body as JSON, never holding more than `limit` bytes, and giving up with 408 when it
-/// has not all arrived within `timeout`.
+/// Reads a JSON body's bytes, never holding more than `limit` of them, and giving up with 408
+/// when it has not all arrived within `timeout`; [`parse_json`] reads them (a batch of jobs is
+/// parsed one job at a time).
 pub(super) async fn read_json(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
     timeout: Duration,
-) -> Result<Value, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     if !is_json(req) {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -28,8 +29,12 @@ pub(super) async fn read_json(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = read_limited(payload, declared, limit, timeout).await?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+    read_limited(payload, declared, limit, timeout).await
+}
+
+/// Parses JSON text, as a 400 when it is not.
+pub(super) fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
 /// Collects a body of at most `limit` bytes within `timeout`. Memory grows with the bytes that

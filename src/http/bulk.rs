@@ -4,7 +4,9 @@
 use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
+use super::body::parse_json;
 use super::jobs::{MAX_IDEMPOTENCY_KEY, new_job};
 use super::{ApiError, AppState};
 use crate::queue::{BULK_MAX, BulkEnqueued, BulkItem, JobStatus, NewJob};
@@ -26,7 +28,10 @@ struct ItemReply<'a> {
 
 /// Checks every job, then stores them all in one script call: 202 with `{"jobs": [...]}`.
 /// The first job that breaks a rule refuses the whole batch with 422, naming its index.
-pub(super) async fn enqueue(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn enqueue(
+    state: &AppState,
+    items: Vec<&RawValue>,
+) -> Result<HttpResponse, ApiError> {
     if items.is_empty() {
         return Err(ApiError::Invalid("a batch needs at least one job".into()));
     }
@@ -38,7 +43,9 @@ pub(super) async fn enqueue(state: &AppState, items: Vec<Value>) -> Result<HttpR
     }
     let mut jobs: Vec<NewJob> = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let job = item_job(state, item).map_err(|e| at(index, e))?;
+        let job = parse_json(item.get().as_bytes())
+            .and_then(|item| item_job(state, item))
+            .map_err(|e| at(index, e))?;
         jobs.push(job);
     }
     match state.queue.enqueue_many(jobs).await? {

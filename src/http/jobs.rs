@@ -3,7 +3,9 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::body::{canonical, read_json};
+use serde_json::value::RawValue;
+
+use super::body::{canonical, parse_json, read_json};
 use super::request_log::{created_job, request_id};
 use super::{ApiError, AppState};
 use crate::config::JobLog;
@@ -47,7 +49,11 @@ pub(super) async fn enqueue(
         state.config.request_timeout,
     )
     .await?;
-    if let serde_json::Value::Array(items) = body {
+    if body.trim_ascii_start().starts_with(b"[") {
+        // A batch is split into its jobs' JSON texts, each parsed only when its turn comes: a
+        // tree of every job's JSON at once costs ~700 B a job (a map node each), ~0.7 MB for
+        // 1,000 jobs, held while the batch is stored.
+        let items: Vec<&RawValue> = parse_json(&body)?;
         if req.headers().contains_key("idempotency-key") {
             return Err(ApiError::Invalid(
                 "a batch takes no Idempotency-Key header; give each job its own idempotency_key"
@@ -56,6 +62,7 @@ pub(super) async fn enqueue(
         }
         return super::bulk::enqueue(&state, items).await;
     }
+    let body = parse_json(&body)?;
     let job = new_job(&state, body, idempotency_key(&req)?)?;
     let enqueued = state.queue.enqueue(job).await?;
     respond(enqueued, &req, state.config.job_log == JobLog::All)

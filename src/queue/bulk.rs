@@ -7,7 +7,8 @@ use super::job::JobStatus;
 use super::jobs::{IDEMPOTENCY_TTL, NewJob, RunAt};
 use super::keys::Shard;
 use super::reply::{parse, tagged, unexpected};
-use super::{Queue, ms, scripts};
+use super::scripts::{self, ScriptCall};
+use super::{Queue, ms};
 
 /// The most jobs one batch may hold: one script call stays short (a few milliseconds), so it
 /// never stalls the other clients of a single-threaded Redis for long.
@@ -34,34 +35,87 @@ pub enum BulkEnqueued {
     KeyReused(usize),
 }
 
-/// `enqueue_bulk.lua`: `{'reused', index}` or `{'ok', {tag, id, status, ...}}`.
-impl FromRedisValue for BulkEnqueued {
-    fn from_redis_value(v: Value) -> Result<BulkEnqueued, ParsingError> {
-        let (tag, [rest]) = tagged(v)?;
+/// One `enqueue_bulk.lua` call's answer: the index (0-based, within the call) of a job whose
+/// key was reused, or one mark per job and the (id, status) of each job an earlier one answered.
+#[derive(Debug, PartialEq, Eq)]
+enum ShardReply {
+    KeyReused(usize),
+    Stored {
+        marks: Vec<u8>,
+        existing: Vec<(String, JobStatus)>,
+    },
+}
+
+/// `{'reused', index, {}}` or `{'ok', marks, {id, status, ...}}`.
+impl FromRedisValue for ShardReply {
+    fn from_redis_value(v: Value) -> Result<ShardReply, ParsingError> {
+        let (tag, [first, rest]) = tagged(v)?;
         match tag.as_str() {
-            "reused" => Ok(BulkEnqueued::KeyReused(usize::from_redis_value(rest)?)),
+            "reused" => Ok(ShardReply::KeyReused(usize::from_redis_value(first)?)),
             "ok" => {
+                let marks = Vec::<u8>::from_redis_value(first)?;
                 let flat: Vec<String> = FromRedisValue::from_redis_value(rest)?;
-                let mut items = Vec::with_capacity(flat.len() / 3);
-                for triple in flat.chunks_exact(3) {
-                    let status = JobStatus::parse(&triple[2])
-                        .ok_or_else(|| ParsingError::from(format!("status {:?}", triple[2])))?;
-                    let created = match triple[0].as_str() {
-                        "created" => true,
-                        "existing" => false,
-                        other => return Err(unexpected(other)),
-                    };
-                    items.push(BulkItem {
-                        id: triple[1].clone(),
-                        status,
-                        created,
-                    });
+                let mut existing = Vec::with_capacity(flat.len() / 2);
+                let mut flat = flat.into_iter();
+                while let (Some(id), Some(status)) = (flat.next(), flat.next()) {
+                    let status = JobStatus::parse(&status)
+                        .ok_or_else(|| ParsingError::from(format!("status {status:?}")))?;
+                    existing.push((id, status));
                 }
-                Ok(BulkEnqueued::Stored(items))
+                Ok(ShardReply::Stored { marks, existing })
             }
             _ => Err(unexpected(&tag)),
         }
     }
+}
+
+impl ShardReply {
+    /// The items of a stored call's jobs (ids and places in the batch), in their order.
+    fn items(
+        marks: &[u8],
+        existing: Vec<(String, JobStatus)>,
+        jobs: Vec<(usize, NewJob)>,
+    ) -> Result<Vec<(usize, BulkItem)>, ParsingError> {
+        if marks.len() != jobs.len() {
+            return Err(format!("{} marks for {} jobs", marks.len(), jobs.len()).into());
+        }
+        let mut existing = existing.into_iter();
+        let mut items = Vec::with_capacity(jobs.len());
+        for (&mark, (index, job)) in marks.iter().zip(jobs) {
+            let item = match mark {
+                b'q' | b's' => BulkItem {
+                    id: job.id,
+                    status: if mark == b'q' {
+                        JobStatus::Queued
+                    } else {
+                        JobStatus::Scheduled
+                    },
+                    created: true,
+                },
+                b'e' => {
+                    let (id, status) = existing
+                        .next()
+                        .ok_or_else(|| ParsingError::from("fewer existing jobs than marks"))?;
+                    BulkItem {
+                        id,
+                        status,
+                        created: false,
+                    }
+                }
+                other => return Err(unexpected(&char::from(other).to_string())),
+            };
+            items.push((index, item));
+        }
+        Ok(items)
+    }
+}
+
+/// The place in the batch of the `i`th job of a call (a reply out of range names the call's first).
+fn place(group: &[(usize, NewJob)], i: usize) -> usize {
+    group
+        .get(i)
+        .or(group.first())
+        .map_or(0, |(place, _)| *place)
 }
 
 impl Queue {
@@ -75,17 +129,23 @@ impl Queue {
         let groups = self.bulk_groups(jobs);
         if groups.len() > 1 {
             for (shard, group) in &groups {
-                if let BulkEnqueued::KeyReused(i) = self.bulk_call(shard, group, true).await? {
-                    return Ok(BulkEnqueued::KeyReused(group[i].0));
+                if let ShardReply::KeyReused(i) = self.bulk_call(shard, group, true).await? {
+                    return Ok(BulkEnqueued::KeyReused(place(group, i)));
                 }
             }
         }
         let mut items: Vec<(usize, BulkItem)> = Vec::new();
-        for (shard, group) in &groups {
-            match self.bulk_call(shard, group, false).await? {
-                BulkEnqueued::KeyReused(i) => return Ok(BulkEnqueued::KeyReused(group[i].0)),
-                BulkEnqueued::Stored(stored) => {
-                    items.extend(group.iter().map(|(i, _)| *i).zip(stored));
+        for (shard, group) in groups {
+            match self.bulk_call(&shard, &group, false).await? {
+                ShardReply::KeyReused(i) => return Ok(BulkEnqueued::KeyReused(place(&group, i))),
+                ShardReply::Stored { marks, existing } => {
+                    let stored = ShardReply::items(&marks, existing, group).map_err(|e| {
+                        QueueError::UnexpectedReply {
+                            script: "enqueue_bulk",
+                            reply: e.to_string(),
+                        }
+                    })?;
+                    items.extend(stored);
                 }
             }
         }
@@ -114,12 +174,13 @@ impl Queue {
         shard: &Shard,
         jobs: &[(usize, NewJob)],
         check: bool,
-    ) -> Result<BulkEnqueued, QueueError> {
+    ) -> Result<ShardReply, QueueError> {
         let mut conn = self.redis.connection()?;
-        let mut call = scripts::ENQUEUE_BULK.prepare_invoke();
-        call.key(shard.scheduled())
-            .key(shard.queues())
-            .arg(shard.base())
+        let mut call = ScriptCall::new(
+            &scripts::ENQUEUE_BULK,
+            &[&shard.scheduled(), &shard.queues()],
+        );
+        call.arg(shard.base())
             .arg(ms(IDEMPOTENCY_TTL))
             .arg(jobs.len())
             .arg(if check { "check" } else { "write" });
@@ -146,7 +207,7 @@ impl Queue {
             requests.extend(fingerprint);
         }
         call.arg(requests);
-        let reply: Value = call.invoke_async(&mut conn).await?;
+        let reply: Value = call.invoke(&mut conn).await?;
         parse("enqueue_bulk", reply)
     }
 }
@@ -156,28 +217,62 @@ mod tests {
     use super::super::reply::build::s;
     use super::*;
 
+    fn new_job(id: &str) -> NewJob {
+        NewJob {
+            id: id.to_string(),
+            kind: "noop".to_string(),
+            queue: "default".to_string(),
+            args: serde_json::json!({}),
+            max_attempts: 1,
+            timeout: None,
+            when: RunAt::Now,
+            idempotency: None,
+        }
+    }
+
     #[test]
-    fn replies_read_in_order() {
+    fn marks_give_created_jobs_their_own_ids_and_existing_ones_the_stored_ids() {
         let reply = Value::Array(vec![
             s("ok"),
-            Value::Array(
-                ["created", "a", "queued", "existing", "b", "succeeded"]
-                    .into_iter()
-                    .map(s)
-                    .collect(),
-            ),
+            s("qes"),
+            Value::Array(vec![s("b-earlier"), s("succeeded")]),
         ]);
-        let BulkEnqueued::Stored(items) = parse::<BulkEnqueued>("enqueue_bulk", reply).unwrap()
+        let ShardReply::Stored { marks, existing } =
+            parse::<ShardReply>("enqueue_bulk", reply).unwrap()
         else {
             panic!("not stored");
         };
-        assert_eq!(items.len(), 2);
-        assert!(items[0].created && items[0].id == "a" && items[0].status == JobStatus::Queued);
-        assert!(!items[1].created && items[1].status == JobStatus::Succeeded);
-        let reused = Value::Array(vec![s("reused"), Value::Int(3)]);
+        let jobs = vec![(4, new_job("a")), (7, new_job("b")), (9, new_job("c"))];
+        let items = ShardReply::items(&marks, existing, jobs).unwrap();
+        let seen: Vec<(usize, &str, JobStatus, bool)> = items
+            .iter()
+            .map(|(i, item)| (*i, item.id.as_str(), item.status, item.created))
+            .collect();
         assert_eq!(
-            parse::<BulkEnqueued>("enqueue_bulk", reused).unwrap(),
-            BulkEnqueued::KeyReused(3)
+            seen,
+            [
+                (4, "a", JobStatus::Queued, true),
+                (7, "b-earlier", JobStatus::Succeeded, false),
+                (9, "c", JobStatus::Scheduled, true),
+            ]
         );
+        let reused = Value::Array(vec![s("reused"), Value::Int(3), Value::Array(vec![])]);
+        assert_eq!(
+            parse::<ShardReply>("enqueue_bulk", reused).unwrap(),
+            ShardReply::KeyReused(3)
+        );
+    }
+
+    #[test]
+    fn a_reply_that_does_not_match_the_call_is_an_error() {
+        let short = ShardReply::items(b"q", vec![], vec![(0, new_job("a")), (1, new_job("b"))]);
+        assert!(short.is_err());
+        let missing = ShardReply::items(b"e", vec![], vec![(0, new_job("a"))]);
+        assert!(missing.is_err());
+        let unknown = ShardReply::items(b"x", vec![], vec![(0, new_job("a"))]);
+        assert!(unknown.is_err());
+        let group = [(5, new_job("a"))];
+        assert_eq!(place(&group, 0), 5);
+        assert_eq!(place(&group, 3), 5);
     }
 }

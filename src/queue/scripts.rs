@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind, ToRedisArgs};
 
 const PRELUDE: &str = include_str!("scripts/prelude.lua");
 
@@ -152,6 +152,43 @@ fn assemble(prelude: &str, body: &str) -> String {
     }
     script.push_str(body);
     script
+}
+
+/// A script call built straight into the `EVALSHA` command that is sent: `redis::Script`'s own
+/// invocation keeps each argument in a buffer of its own and copies them all into a command
+/// again, which for a 1,000-job batch (9,000 arguments) is ~0.4 MB more held during the call.
+pub(crate) struct ScriptCall {
+    script: &'static Script,
+    cmd: Cmd,
+}
+
+impl ScriptCall {
+    /// A call of `script` with these keys; arguments follow with [`ScriptCall::arg`].
+    pub(crate) fn new(script: &'static Script, keys: &[&str]) -> ScriptCall {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+        ScriptCall { script, cmd }
+    }
+
+    /// Appends an argument (or several, for a slice or a vector).
+    pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut ScriptCall {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Runs the call, loading the script first when Redis does not have it (after a restart).
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        &self,
+        con: &mut impl redis::aio::ConnectionLike,
+    ) -> RedisResult<T> {
+        match self.cmd.query_async(con).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(con).await?;
+                self.cmd.query_async(con).await
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

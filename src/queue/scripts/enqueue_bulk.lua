@@ -5,12 +5,15 @@
 -- per shard: see queue/bulk.rs).
 -- KEYS[1] scheduled zset  KEYS[2] the shard's queue-names set
 -- ARGV[1] base  ARGV[2] idempotency key lifetime ms  ARGV[3] how many jobs
--- ARGV[4] 'write', or 'check': read and check only (no write), answering {'ok', {}} or 'reused'
+-- ARGV[4] 'write', or 'check': read and check only (no write), answering {'ok', '', {}} or 'reused'
 -- ARGV[5..] 9 values per job: id kind queue args max_attempts timeout_ms-or-'' delay_ms-or-''
 --   run_at-ms-or-'' idempotency-key-or-''; then, for each job with a key, in order, the request
 --   fingerprint source.
--- Returns {'reused', index (0-based)} when a key was used with a different request (nothing is
--- written), else {'ok', {tag ('created'|'existing'), id, status, ...}} in the batch's order.
+-- Returns {'reused', index (0-based), {}} when a key was used with a different request (nothing
+-- is written), else {'ok', marks, existing}: marks has one letter per job, in the batch's order:
+-- 'q' created queued, 's' created scheduled, 'e' answered by an earlier job, whose id and status
+-- are the next pair in existing. The caller knows the ids it created: a 1,000-job batch is
+-- answered with one string of 1,000 letters, not 3,000 strings the caller must parse and free.
 local base, idem_ttl_ms = ARGV[1], ARGV[2]
 local per, first, count = 9, 5, tonumber(ARGV[3])
 local check_only = ARGV[4] == 'check'
@@ -44,13 +47,13 @@ for i = 1, count do
     local scoped = idem_key(base, ARGV[a + 2], idem)
     local earlier = seen[scoped]
     if earlier then
-      if fps[earlier] ~= fp then return {'reused', i - 1} end
+      if fps[earlier] ~= fp then return {'reused', i - 1, {}} end
       same_as[i] = earlier
     else
       local found = redis.call('GET', scoped)
       if found and redis.call('EXISTS', job_key(base, found)) == 1 then
         local ejk = job_key(base, found)
-        if redis.call('HGET', ejk, 'idem_fp') ~= fp then return {'reused', i - 1} end
+        if redis.call('HGET', ejk, 'idem_fp') ~= fp then return {'reused', i - 1, {}} end
         local st = redis.call('HMGET', ejk, 's', 'status')
         existing[i] = {found, st[1] or st[2]}
       end
@@ -58,8 +61,8 @@ for i = 1, count do
     end
   end
 end
-if check_only then return {'ok', {}} end
-local reply = {}
+if check_only then return {'ok', '', {}} end
+local marks, found = {}, {}
 -- What each job became: {id, status}, for a later job of the batch with the same key.
 local made = {}
 local touched = {}
@@ -71,9 +74,9 @@ for i = 1, count do
   local id, queue = ARGV[a], ARGV[a + 2]
   local known = existing[i] or (same_as[i] and (existing[same_as[i]] or made[same_as[i]]))
   if known then
-    reply[#reply + 1] = 'existing'
-    reply[#reply + 1] = known[1]
-    reply[#reply + 1] = known[2]
+    marks[i] = 'e'
+    found[#found + 1] = known[1]
+    found[#found + 1] = known[2]
   else
     local due = dues[i]
     local status = 'queued'
@@ -108,9 +111,8 @@ for i = 1, count do
       ready[#ready + 1] = id
     end
     touched[queue] = true
-    reply[#reply + 1] = 'created'
-    reply[#reply + 1] = id
-    reply[#reply + 1] = status
+    marks[i] = 'q'
+    if status == 'scheduled' then marks[i] = 's' end
   end
 end
 -- One SADD and at most one wake-up per queue: a queue that already held jobs has a worker on
@@ -122,4 +124,4 @@ for queue, _ in pairs(touched) do
     redis.call('PUBLISH', wake_channel(base), queue)
   end
 end
-return {'ok', reply}
+return {'ok', table.concat(marks), found}
