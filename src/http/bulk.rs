@@ -41,6 +41,8 @@ pub(super) async fn enqueue(
             items.len()
         )));
     }
+    // Room first: a batch that waits holds its body, not its jobs.
+    let room = state.queue.bulk_room(items.len()).await;
     let mut jobs: Vec<NewJob> = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let job = parse_json(item.get().as_bytes())
@@ -48,7 +50,7 @@ pub(super) async fn enqueue(
             .map_err(|e| at(index, e))?;
         jobs.push(job);
     }
-    match state.queue.enqueue_many(jobs).await? {
+    match state.queue.enqueue_many(room, jobs).await? {
         BulkEnqueued::KeyReused(index) => Err(at(
             index,
             ApiError::Invalid("its idempotency_key was used with a different request".into()),

@@ -1,6 +1,9 @@
 //! Bulk enqueue: a batch of new jobs stored all or none by one script call (`enqueue_bulk.lua`).
 
+use std::sync::Arc;
+
 use redis::{FromRedisValue, ParsingError, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::QueueError;
 use super::job::JobStatus;
@@ -10,9 +13,25 @@ use super::reply::{parse, tagged, unexpected};
 use super::scripts::{self, ScriptCall};
 use super::{Queue, ms};
 
+/// Arguments `enqueue_bulk.lua` takes per job (besides a fingerprint for a job with a key).
+const ENQUEUE_BULK_ARGS_PER_JOB: usize = 9;
+
 /// The most jobs one batch may hold: one script call stays short (a few milliseconds), so it
 /// never stalls the other clients of a single-threaded Redis for long.
 pub const BULK_MAX: usize = 1000;
+
+/// The most jobs of batches being stored at once by one process: a batch waits for room before
+/// its jobs are built, so the memory batches take stays bounded however many clients send them
+/// (~1 MB while a 1,000-job batch is stored). Redis runs one script at a time anyway; room for
+/// two full batches stored ~20% more jobs a second (well past 100k) for ~1 MiB more peak RSS.
+pub const BULK_ROOM: usize = BULK_MAX;
+
+/// Room for one batch's jobs among those being stored at once (see [`BULK_ROOM`]); given back
+/// when dropped.
+#[derive(Debug)]
+pub struct BulkRoom {
+    _jobs: OwnedSemaphorePermit,
+}
 
 /// What happened to one job of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,21 +89,26 @@ impl FromRedisValue for ShardReply {
 }
 
 impl ShardReply {
-    /// The items of a stored call's jobs (ids and places in the batch), in their order.
+    /// Appends the items of a stored call's jobs (at `places` in the batch) to `items`; the
+    /// ids of jobs it created are taken from `jobs`.
     fn items(
         marks: &[u8],
         existing: Vec<(String, JobStatus)>,
-        jobs: Vec<(usize, NewJob)>,
-    ) -> Result<Vec<(usize, BulkItem)>, ParsingError> {
-        if marks.len() != jobs.len() {
-            return Err(format!("{} marks for {} jobs", marks.len(), jobs.len()).into());
+        places: &[usize],
+        jobs: &mut [NewJob],
+        items: &mut Vec<(usize, BulkItem)>,
+    ) -> Result<(), ParsingError> {
+        if marks.len() != places.len() {
+            return Err(format!("{} marks for {} jobs", marks.len(), places.len()).into());
         }
         let mut existing = existing.into_iter();
-        let mut items = Vec::with_capacity(jobs.len());
-        for (&mark, (index, job)) in marks.iter().zip(jobs) {
+        for (&mark, &place) in marks.iter().zip(places) {
             let item = match mark {
                 b'q' | b's' => BulkItem {
-                    id: job.id,
+                    id: jobs
+                        .get_mut(place)
+                        .map(|job| std::mem::take(&mut job.id))
+                        .ok_or_else(|| ParsingError::from("a place past the batch"))?,
                     status: if mark == b'q' {
                         JobStatus::Queued
                     } else {
@@ -104,48 +128,72 @@ impl ShardReply {
                 }
                 other => return Err(unexpected(&char::from(other).to_string())),
             };
-            items.push((index, item));
+            items.push((place, item));
         }
-        Ok(items)
+        Ok(())
     }
 }
 
+/// Waits for room for `jobs` jobs (at least one, at most all of it) in `room`.
+async fn take_room(room: &Arc<Semaphore>, jobs: usize) -> BulkRoom {
+    let wanted = jobs.clamp(1, BULK_ROOM) as u32;
+    let permit = Arc::clone(room)
+        .acquire_many_owned(wanted)
+        .await
+        .expect("the bulk room's semaphore is never closed");
+    BulkRoom { _jobs: permit }
+}
+
 /// The place in the batch of the `i`th job of a call (a reply out of range names the call's first).
-fn place(group: &[(usize, NewJob)], i: usize) -> usize {
-    group
-        .get(i)
-        .or(group.first())
-        .map_or(0, |(place, _)| *place)
+fn place(places: &[usize], i: usize) -> usize {
+    places.get(i).or(places.first()).copied().unwrap_or(0)
 }
 
 impl Queue {
-    /// Stores a batch of jobs (see [`BulkEnqueued`]). Jobs whose queues share a shard are
+    /// Waits until `jobs` more jobs may be stored by batches (at most [`BULK_ROOM`]: a larger
+    /// batch waits for all of it).
+    pub async fn bulk_room(&self, jobs: usize) -> BulkRoom {
+        take_room(&self.bulk_room, jobs).await
+    }
+
+    /// The room for every batch of this process.
+    pub(super) fn new_bulk_room() -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(BULK_ROOM))
+    }
+
+    /// Stores a batch of jobs (see [`BulkEnqueued`]) in the room taken for it. Jobs whose queues share a shard are
     /// stored by one call, all or none; a batch over several shards is first checked shard by
     /// shard (nothing written), then written shard by shard, so a reused key refuses the whole
     /// batch unless another request races it between the two passes.
-    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<BulkEnqueued, QueueError> {
+    pub async fn enqueue_many(
+        &self,
+        _room: BulkRoom,
+        jobs: Vec<NewJob>,
+    ) -> Result<BulkEnqueued, QueueError> {
         let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         self.announce(&queues).await?;
-        let groups = self.bulk_groups(jobs);
+        // Grouped by place, not moved: the jobs stay where they are until their ids are taken.
+        let mut jobs = jobs;
+        let groups = self.bulk_groups(&jobs);
         if groups.len() > 1 {
-            for (shard, group) in &groups {
-                if let ShardReply::KeyReused(i) = self.bulk_call(shard, group, true).await? {
-                    return Ok(BulkEnqueued::KeyReused(place(group, i)));
+            for (shard, places) in &groups {
+                if let ShardReply::KeyReused(i) = self.bulk_call(shard, &jobs, places, true).await?
+                {
+                    return Ok(BulkEnqueued::KeyReused(place(places, i)));
                 }
             }
         }
-        let mut items: Vec<(usize, BulkItem)> = Vec::new();
-        for (shard, group) in groups {
-            match self.bulk_call(&shard, &group, false).await? {
-                ShardReply::KeyReused(i) => return Ok(BulkEnqueued::KeyReused(place(&group, i))),
+        let mut items: Vec<(usize, BulkItem)> = Vec::with_capacity(jobs.len());
+        for (shard, places) in &groups {
+            match self.bulk_call(shard, &jobs, places, false).await? {
+                ShardReply::KeyReused(i) => return Ok(BulkEnqueued::KeyReused(place(places, i))),
                 ShardReply::Stored { marks, existing } => {
-                    let stored = ShardReply::items(&marks, existing, group).map_err(|e| {
-                        QueueError::UnexpectedReply {
+                    ShardReply::items(&marks, existing, places, &mut jobs, &mut items).map_err(
+                        |e| QueueError::UnexpectedReply {
                             script: "enqueue_bulk",
                             reply: e.to_string(),
-                        }
-                    })?;
-                    items.extend(stored);
+                        },
+                    )?;
                 }
             }
         }
@@ -155,14 +203,14 @@ impl Queue {
         ))
     }
 
-    /// The batch's jobs, with their places in it, grouped by shard in first-seen order.
-    fn bulk_groups(&self, jobs: Vec<NewJob>) -> Vec<(Shard, Vec<(usize, NewJob)>)> {
-        let mut groups: Vec<(Shard, Vec<(usize, NewJob)>)> = Vec::new();
-        for (i, job) in jobs.into_iter().enumerate() {
+    /// The places in the batch of its jobs, grouped by shard in first-seen order.
+    fn bulk_groups(&self, jobs: &[NewJob]) -> Vec<(Shard, Vec<usize>)> {
+        let mut groups: Vec<(Shard, Vec<usize>)> = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
             let shard = self.keys.for_queue(&job.queue);
             match groups.iter_mut().find(|(s, _)| *s == shard) {
-                Some((_, group)) => group.push((i, job)),
-                None => groups.push((shard, vec![(i, job)])),
+                Some((_, places)) => places.push(i),
+                None => groups.push((shard, vec![i])),
             }
         }
         groups
@@ -172,20 +220,30 @@ impl Queue {
     async fn bulk_call(
         &self,
         shard: &Shard,
-        jobs: &[(usize, NewJob)],
+        jobs: &[NewJob],
+        places: &[usize],
         check: bool,
     ) -> Result<ShardReply, QueueError> {
         let mut conn = self.redis.connection()?;
-        let mut call = ScriptCall::new(
+        let jobs = || places.iter().filter_map(|&i| jobs.get(i));
+        let fingerprints = jobs().filter(|job| job.idempotency.is_some()).count();
+        // Sized once: grown by doubling, a 1,000-job call held up to twice what it needs.
+        let args = 4 + ENQUEUE_BULK_ARGS_PER_JOB * places.len() + fingerprints;
+        let bytes: usize = jobs()
+            .map(|job| job.id.len() + job.kind.len() + job.queue.len() + 16)
+            .sum();
+        let mut call = ScriptCall::with_capacity(
             &scripts::ENQUEUE_BULK,
             &[&shard.scheduled(), &shard.queues()],
+            args,
+            bytes,
         );
         call.arg(shard.base())
             .arg(ms(IDEMPOTENCY_TTL))
-            .arg(jobs.len())
+            .arg(places.len())
             .arg(if check { "check" } else { "write" });
-        let mut requests = Vec::new();
-        for (_, job) in jobs {
+        let mut requests = Vec::with_capacity(fingerprints);
+        for job in jobs() {
             let (delay, run_at) = match job.when {
                 RunAt::Now => (String::new(), String::new()),
                 RunAt::After(d) => (ms(d).to_string(), String::new()),
@@ -242,8 +300,10 @@ mod tests {
         else {
             panic!("not stored");
         };
-        let jobs = vec![(4, new_job("a")), (7, new_job("b")), (9, new_job("c"))];
-        let items = ShardReply::items(&marks, existing, jobs).unwrap();
+        // The call's jobs stand at places 0, 2 and 3 of the batch.
+        let mut jobs = vec![new_job("a"), new_job("x"), new_job("b"), new_job("c")];
+        let mut items = Vec::new();
+        ShardReply::items(&marks, existing, &[0, 2, 3], &mut jobs, &mut items).unwrap();
         let seen: Vec<(usize, &str, JobStatus, bool)> = items
             .iter()
             .map(|(i, item)| (*i, item.id.as_str(), item.status, item.created))
@@ -251,9 +311,9 @@ mod tests {
         assert_eq!(
             seen,
             [
-                (4, "a", JobStatus::Queued, true),
-                (7, "b-earlier", JobStatus::Succeeded, false),
-                (9, "c", JobStatus::Scheduled, true),
+                (0, "a", JobStatus::Queued, true),
+                (2, "b-earlier", JobStatus::Succeeded, false),
+                (3, "c", JobStatus::Scheduled, true),
             ]
         );
         let reused = Value::Array(vec![s("reused"), Value::Int(3), Value::Array(vec![])]);
@@ -263,15 +323,41 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_batch_waits_until_the_batches_before_it_leave_room() {
+        let room = Queue::new_bulk_room();
+        let full = take_room(&room, BULK_MAX).await;
+        let waiting = tokio::spawn({
+            let room = Arc::clone(&room);
+            async move { take_room(&room, 10).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "room was given twice");
+        drop(full);
+        let small = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("room given back")
+            .unwrap();
+        // More than the room asks for all of it, rather than waiting forever.
+        drop(small);
+        let all = take_room(&room, 5 * BULK_ROOM).await;
+        assert_eq!(room.available_permits(), 0);
+        drop(all);
+        assert_eq!(room.available_permits(), BULK_ROOM);
+    }
+
     #[test]
     fn a_reply_that_does_not_match_the_call_is_an_error() {
-        let short = ShardReply::items(b"q", vec![], vec![(0, new_job("a")), (1, new_job("b"))]);
-        assert!(short.is_err());
-        let missing = ShardReply::items(b"e", vec![], vec![(0, new_job("a"))]);
-        assert!(missing.is_err());
-        let unknown = ShardReply::items(b"x", vec![], vec![(0, new_job("a"))]);
-        assert!(unknown.is_err());
-        let group = [(5, new_job("a"))];
+        let mut jobs = vec![new_job("a"), new_job("b")];
+        let mut items = Vec::new();
+        let mut items_of = |marks: &[u8], places: &[usize]| {
+            ShardReply::items(marks, vec![], places, &mut jobs, &mut items)
+        };
+        assert!(items_of(b"q", &[0, 1]).is_err(), "fewer marks than jobs");
+        assert!(items_of(b"e", &[0]).is_err(), "an existing job not named");
+        assert!(items_of(b"x", &[0]).is_err(), "an unknown mark");
+        assert!(items_of(b"q", &[7]).is_err(), "a place past the batch");
+        let group = [5, 6];
         assert_eq!(place(&group, 0), 5);
         assert_eq!(place(&group, 3), 5);
     }

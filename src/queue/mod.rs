@@ -145,7 +145,7 @@ mod summary;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bulk::{BULK_MAX, BulkEnqueued, BulkItem};
+pub use bulk::{BULK_MAX, BULK_ROOM, BulkEnqueued, BulkItem, BulkRoom};
 pub use cluster::ClusterMode;
 pub use connection::RedisHandle;
 pub use error::QueueError;
@@ -196,6 +196,8 @@ pub struct Queue {
     enqueues: enqueue_batch::EnqueueSender,
     /// Shards announced in the known-shards set, and those a fetch found empty lately.
     shards: Arc<shards::ShardBook>,
+    /// Jobs of batches being stored now, at most [`BULK_ROOM`] (see `bulk.rs`).
+    bulk_room: Arc<tokio::sync::Semaphore>,
 }
 
 /// A duration as the whole milliseconds scripts take.
@@ -213,6 +215,7 @@ impl Queue {
             acks: Default::default(),
             enqueues: Default::default(),
             shards: Default::default(),
+            bulk_room: Queue::new_bulk_room(),
         }
     }
 

@@ -163,10 +163,20 @@ pub(crate) struct ScriptCall {
 }
 
 impl ScriptCall {
-    /// A call of `script` with these keys; arguments follow with [`ScriptCall::arg`].
-    pub(crate) fn new(script: &'static Script, keys: &[&str]) -> ScriptCall {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    /// A call of `script` with these keys and room for `args` arguments of `bytes` bytes in all;
+    /// arguments follow with [`ScriptCall::arg`].
+    pub(crate) fn with_capacity(
+        script: &'static Script,
+        keys: &[&str],
+        args: usize,
+        bytes: usize,
+    ) -> ScriptCall {
+        let key_bytes: usize = keys.iter().map(|k| k.len()).sum();
+        let mut cmd = Cmd::with_capacity(3 + keys.len() + args, 64 + key_bytes + bytes);
+        cmd.arg("EVALSHA")
+            .arg(script.get_hash())
+            .arg(keys.len())
+            .arg(keys);
         ScriptCall { script, cmd }
     }
 

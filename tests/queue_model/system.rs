@@ -132,8 +132,9 @@ impl System {
             .zip(jobs)
             .map(|(id, job)| new_job(id, job.queue, job.delay_ms, job.idem, job.max_attempts))
             .collect();
+        let room = self.block(self.queue.bulk_room(jobs.len()));
         match self
-            .block(self.queue.enqueue_many(batch))
+            .block(self.queue.enqueue_many(room, batch))
             .expect("enqueue_many")
         {
             BulkEnqueued::Stored(items) => Outcome::Bulk(
