@@ -73,9 +73,10 @@ end
 --   f finished_at (or d, a succeeded job's duration: finished_at is t + d)  L lease  o owner
 --   R result
 -- Records written before the short names are renamed in place the first time a script touches
--- them (their TTL is kept); their 'id' field goes, since the key names the job.
+-- them (their TTL is kept); their 'id' field goes, since the key names the job. Returns whether
+-- it renamed anything.
 local function upgrade(jk)
-  if redis.call('HEXISTS', jk, 'status') == 0 then return end
+  if redis.call('HEXISTS', jk, 'status') == 0 then return false end
   -- Built here, only for the rare old record: not at every call of every script.
   local LONG_NAMES = {kind = 'k', queue = 'q', args = 'a', status = 's', attempts = 'n',
     failures = 'x', max_attempts = 'm', timeout_ms = 'T', created_at = 'c', run_at = 'r',
@@ -92,6 +93,7 @@ local function upgrade(jk)
   end
   redis.call('HSET', jk, unpack(renamed))
   redis.call('HDEL', jk, unpack(old))
+  return true
 end
 
 -- The id of the job whose hash is jk.
@@ -184,9 +186,11 @@ local function index_finished_many(base, ids, cancelled, keep)
   local doomed = {}
   for _, old in ipairs(olds) do
     local ojk = job_key(base, old)
-    -- Long field names too: a record written before the short names is deleted as it stands.
-    local h = redis.call('HMGET', ojk, 's', 'L', 'status', 'lease')
-    local status, held = h[1] or h[3], h[2] or h[4]
+    -- Long field names too: a record written before the short names is deleted as it stands
+    -- (read only for a record without 's', which is old or gone).
+    local h = redis.call('HMGET', ojk, 's', 'L')
+    if not h[1] then h = redis.call('HMGET', ojk, 'status', 'lease') end
+    local status, held = h[1], h[2]
     if (status == 'succeeded' or status == 'cancelled') and not held then
       doomed[#doomed + 1] = ojk
     end
@@ -336,11 +340,10 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
     local a = from + 3 * (i - 1)
     local lease, result = args[a + 1], args[a + 2]
     local jk = job_key(base, id)
-    local h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease', 't')
-    if not h[1] and h[5] then
-      upgrade(jk)
-      h = redis.call('HMGET', jk, 'L', 'cancel', 'idem_key', 'q', 'lease', 't')
-    end
+    -- No lease: an old record's is under its long name ('lease'), renamed first.
+    local wanted = {'L', 'cancel', 'idem_key', 't'}
+    local h = redis.call('HMGET', jk, unpack(wanted))
+    if not h[1] and upgrade(jk) then h = redis.call('HMGET', jk, unpack(wanted)) end
     out[i] = 0
     if h[1] == lease then
       out[i] = 1
@@ -351,9 +354,10 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
       -- A job cancelled while it ran stays cancelled, whatever it returned. A null result is not
       -- stored: an absent result reads as null. A succeeded job stores its duration, not its
       -- finish time: a small integer (2-4 B in the hash) instead of 13 digits (10 B).
-      local started = tonumber(h[6])
+      local started = tonumber(h[4])
       local fin, at = 'f', now_s
-      if started then fin, at = 'd', now - started end
+      -- %d: an integer's text without the float formatting a number passed as is would get.
+      if started then fin, at = 'd', string.format('%d', now - started) end
       if h[2] == '1' then
         cancelled[#cancelled + 1] = {id, now}
         if result == 'null' then
@@ -372,7 +376,8 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
       else
         redis.call('HDEL', jk, 'L', 'o', 'e', 'checkpoint')
       end
-      expire_finished_as(base, jk, keep[1], h[3], h[4])
+      -- The queue scopes the idempotency key: read only for a job that has one.
+      if h[3] then expire_finished_as(base, jk, keep[1], h[3], redis.call('HGET', jk, 'q')) end
       acked[#acked + 1] = id
     end
   end
