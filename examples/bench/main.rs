@@ -142,6 +142,10 @@ fn enqueue_cases(binary: &std::path::Path, redis: &Redis, jobs: usize) {
         (batches * 1000) as f64 / secs,
         cpu.per_job(redis, batches * 1000)
     );
+    println!(
+        "web-only process peak RSS {:.1} MiB (both enqueue cases)",
+        peak_rss_kib(web.pid()) as f64 / 1024.0
+    );
 }
 
 fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
