@@ -23,7 +23,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// web process at 20-22 MiB instead of 15 (`MIMALLOC_PURGE_DELAY`, when set, still decides). It
 /// costs a page fault now and then: ~0.1 page faults per drained job, under 1% of its CPU.
 fn return_freed_memory_at_once() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    // mimalloc also reads the option under its old name.
+    let names = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
+    if names.iter().all(|name| std::env::var_os(name).is_none()) {
         // SAFETY: sets an integer option; mimalloc reads options at every purge.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
     }

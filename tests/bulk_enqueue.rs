@@ -71,8 +71,66 @@ fn one_bad_job_refuses_the_whole_batch_naming_its_index() {
     }
     let (status, _, body) = app.enqueue(&json!([]));
     support::assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    // JSON that is well formed as a batch but not as a job (a lone surrogate, a number out of
+    // range) is malformed JSON, a 400, still naming the job.
+    for (body, index) in [
+        (
+            r#"[{"kind": "noop"}, {"kind": "echo", "args": {"s": "\ud800"}}]"#,
+            "jobs[1]",
+        ),
+        (r#"[{"kind": "echo", "args": {"n": 1e400}}]"#, "jobs[0]"),
+    ] {
+        let res = support::client()
+            .post(app.url("/jobs"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("POST /jobs");
+        let status = res.status();
+        let body: Value = res.json().expect("json");
+        let message =
+            support::assert_error(status, &body, StatusCode::BAD_REQUEST, "malformed_json");
+        assert!(message.contains(index), "{index}: {message}");
+    }
     assert!(job_keys(&mut conn).is_empty());
     assert_eq!(support::queue_len(&mut conn, "default"), 0);
+}
+
+/// Batches are stored one full batch at a time: while Redis does not answer, a batch that waits
+/// for its turn longer than REQUEST_TIMEOUT is answered 503, and the batches after it are served
+/// again once Redis is back.
+#[test]
+fn a_batch_that_waits_too_long_for_its_turn_is_answered_503() {
+    let redis = Redis::start();
+    let app = App::start_web_only_with(&redis.url(), &[("REQUEST_TIMEOUT", "1")]);
+    let url = redis.url();
+    let sleeper = std::thread::spawn(move || {
+        let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let slept: redis::RedisResult<String> =
+            redis::cmd("DEBUG").arg("SLEEP").arg(4).query(&mut conn);
+        slept.expect("DEBUG SLEEP");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let full = std::thread::scope(|scope| {
+        let first = scope.spawn(|| app.enqueue(&Value::Array(vec![json!({"kind": "noop"}); 1000])));
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, _, body) = app.enqueue(&json!([{"kind": "noop"}]));
+        let message = support::assert_error(
+            status,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+        );
+        assert!(message.contains("other batches"), "{message}");
+        first.join().expect("first batch").0
+    });
+    // The full batch held the room while Redis slept: stored, or refused once its call timed out.
+    assert!(
+        full == StatusCode::ACCEPTED || full == StatusCode::SERVICE_UNAVAILABLE,
+        "{full}"
+    );
+    sleeper.join().unwrap();
+    assert_eq!(stored(&app, &json!([{"kind": "noop"}])).len(), 1);
 }
 
 #[test]

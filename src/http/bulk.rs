@@ -41,13 +41,28 @@ pub(super) async fn enqueue(
             items.len()
         )));
     }
-    // Room first: a batch that waits holds its body, not its jobs.
-    let room = state.queue.bulk_room(items.len()).await;
+    // Room first: a batch that waits holds its body, not its jobs. A wait as long as a request
+    // may take to arrive means Redis is stalled behind the batches before it.
+    let room = tokio::time::timeout(
+        state.config.request_timeout,
+        state.queue.bulk_room(items.len()),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::Unavailable("other batches are still being stored; try again shortly".into())
+    })?;
     let mut jobs: Vec<NewJob> = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let job = parse_json(item.get().as_bytes())
             .and_then(|item| item_job(state, item))
-            .map_err(|e| at(index, e))?;
+            .map_err(|e| match e {
+                // Splitting the batch checks its syntax, not every value (a lone surrogate, a
+                // number out of range): still malformed JSON (400), named by its index.
+                ApiError::MalformedJson(m) => {
+                    ApiError::MalformedJson(format!("jobs[{index}]: {m}"))
+                }
+                e => at(index, e),
+            })?;
         jobs.push(job);
     }
     match state.queue.enqueue_many(room, jobs).await? {

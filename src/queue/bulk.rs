@@ -22,8 +22,9 @@ pub const BULK_MAX: usize = 1000;
 
 /// The most jobs of batches being stored at once by one process: a batch waits for room before
 /// its jobs are built, so the memory batches take stays bounded however many clients send them
-/// (~1 MB while a 1,000-job batch is stored). Redis runs one script at a time anyway; room for
-/// two full batches stored ~20% more jobs a second (well past 100k) for ~1 MiB more peak RSS.
+/// (~1 MB while a 1,000-job batch is stored; one waiting holds its body). One Redis runs one
+/// script at a time anyway (a Redis Cluster could run batches for different primaries at once);
+/// room for two full batches stored 25-35% more jobs a second for about 1 MiB more peak RSS.
 pub const BULK_ROOM: usize = BULK_MAX;
 
 /// Room for one batch's jobs among those being stored at once (see [`BULK_ROOM`]); given back
@@ -144,9 +145,15 @@ async fn take_room(room: &Arc<Semaphore>, jobs: usize) -> BulkRoom {
     BulkRoom { _jobs: permit }
 }
 
-/// The place in the batch of the `i`th job of a call (a reply out of range names the call's first).
-fn place(places: &[usize], i: usize) -> usize {
-    places.get(i).or(places.first()).copied().unwrap_or(0)
+/// The place in the batch of the `i`th job of a call, as a reply names it.
+fn place(places: &[usize], i: usize) -> Result<usize, QueueError> {
+    places
+        .get(i)
+        .copied()
+        .ok_or_else(|| QueueError::UnexpectedReply {
+            script: "enqueue_bulk",
+            reply: format!("job {i} reused a key, of {} in the call", places.len()),
+        })
 }
 
 impl Queue {
@@ -179,14 +186,14 @@ impl Queue {
             for (shard, places) in &groups {
                 if let ShardReply::KeyReused(i) = self.bulk_call(shard, &jobs, places, true).await?
                 {
-                    return Ok(BulkEnqueued::KeyReused(place(places, i)));
+                    return Ok(BulkEnqueued::KeyReused(place(places, i)?));
                 }
             }
         }
         let mut items: Vec<(usize, BulkItem)> = Vec::with_capacity(jobs.len());
         for (shard, places) in &groups {
             match self.bulk_call(shard, &jobs, places, false).await? {
-                ShardReply::KeyReused(i) => return Ok(BulkEnqueued::KeyReused(place(places, i))),
+                ShardReply::KeyReused(i) => return Ok(BulkEnqueued::KeyReused(place(places, i)?)),
                 ShardReply::Stored { marks, existing } => {
                     ShardReply::items(&marks, existing, places, &mut jobs, &mut items).map_err(
                         |e| QueueError::UnexpectedReply {
@@ -227,7 +234,9 @@ impl Queue {
         let mut conn = self.redis.connection()?;
         let jobs = || places.iter().filter_map(|&i| jobs.get(i));
         let fingerprints = jobs().filter(|job| job.idempotency.is_some()).count();
-        // Sized once: grown by doubling, a 1,000-job call held up to twice what it needs.
+        // The argument count is exact and the bytes a floor (args and keys are not counted): the
+        // arguments' index (16 B each) is most of a call without args, and grown by doubling
+        // it held up to twice what it needs.
         let args = 4 + ENQUEUE_BULK_ARGS_PER_JOB * places.len() + fingerprints;
         let bytes: usize = jobs()
             .map(|job| job.id.len() + job.kind.len() + job.queue.len() + 16)
@@ -358,7 +367,7 @@ mod tests {
         assert!(items_of(b"x", &[0]).is_err(), "an unknown mark");
         assert!(items_of(b"q", &[7]).is_err(), "a place past the batch");
         let group = [5, 6];
-        assert_eq!(place(&group, 0), 5);
-        assert_eq!(place(&group, 3), 5);
+        assert_eq!(place(&group, 1).unwrap(), 6);
+        assert!(place(&group, 3).is_err());
     }
 }

@@ -5,14 +5,16 @@
 -- per shard: see queue/bulk.rs).
 -- KEYS[1] scheduled zset  KEYS[2] the shard's queue-names set
 -- ARGV[1] base  ARGV[2] idempotency key lifetime ms  ARGV[3] how many jobs
--- ARGV[4] 'write', or 'check': read and check only (no write), answering {'ok', '', {}} or 'reused'
+-- ARGV[4] 'write', or 'check': read and check only (no write), answering {'ok', '', {}} or a
+--   'reused' reply
 -- ARGV[5..] 9 values per job: id kind queue args max_attempts timeout_ms-or-'' delay_ms-or-''
 --   run_at-ms-or-'' idempotency-key-or-''; then, for each job with a key, in order, the request
 --   fingerprint source.
 -- Returns {'reused', index (0-based), {}} when a key was used with a different request (nothing
--- is written), else {'ok', marks, existing}: marks has one letter per job, in the batch's order:
+-- is written; three entries like the other reply, so the caller reads one shape), else
+-- {'ok', marks, answered}: marks has one letter per job, in the batch's order:
 -- 'q' created queued, 's' created scheduled, 'e' answered by an earlier job, whose id and status
--- are the next pair in existing. The caller knows the ids it created: a 1,000-job batch is
+-- are the next pair in answered. The caller knows the ids it created: a 1,000-job batch is
 -- answered with one string of 1,000 letters, not 3,000 strings the caller must parse and free.
 local base, idem_ttl_ms = ARGV[1], ARGV[2]
 local per, first, count = 9, 5, tonumber(ARGV[3])
@@ -62,7 +64,7 @@ for i = 1, count do
   end
 end
 if check_only then return {'ok', '', {}} end
-local marks, found = {}, {}
+local marks, answered = {}, {}
 -- What each job became: {id, status}, for a later job of the batch with the same key.
 local made = {}
 local touched = {}
@@ -75,8 +77,8 @@ for i = 1, count do
   local known = existing[i] or (same_as[i] and (existing[same_as[i]] or made[same_as[i]]))
   if known then
     marks[i] = 'e'
-    found[#found + 1] = known[1]
-    found[#found + 1] = known[2]
+    answered[#answered + 1] = known[1]
+    answered[#answered + 1] = known[2]
   else
     local due = dues[i]
     local status = 'queued'
@@ -124,4 +126,4 @@ for queue, _ in pairs(touched) do
     redis.call('PUBLISH', wake_channel(base), queue)
   end
 end
-return {'ok', table.concat(marks), found}
+return {'ok', table.concat(marks), answered}

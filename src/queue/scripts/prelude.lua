@@ -336,12 +336,12 @@ local function ack_jobs(base, inflight, ids, args, from, keep)
   local now = now_ms()
   local now_s = tostring(now)
   local out, acked, cancelled = {}, {}, {}
+  local wanted = {'L', 'cancel', 'idem_key', 't'}
   for i, id in ipairs(ids) do
     local a = from + 3 * (i - 1)
     local lease, result = args[a + 1], args[a + 2]
     local jk = job_key(base, id)
     -- No lease: an old record's is under its long name ('lease'), renamed first.
-    local wanted = {'L', 'cancel', 'idem_key', 't'}
     local h = redis.call('HMGET', jk, unpack(wanted))
     if not h[1] and upgrade(jk) then h = redis.call('HMGET', jk, unpack(wanted)) end
     out[i] = 0
