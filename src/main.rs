@@ -20,12 +20,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed memory goes back to the OS at once instead of after mimalloc's default second. A batch
 /// of 1,000 jobs frees ~1 MB of buffers; held for a second, four clients sending batches kept a
-/// web process at 20-22 MiB instead of 15 (`MIMALLOC_PURGE_DELAY`, when set, still decides). It
-/// costs a page fault now and then: ~0.1 page faults per drained job, under 1% of its CPU.
-fn return_freed_memory_at_once() {
-    // mimalloc also reads the option under its old name.
-    let names = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
-    if names.iter().all(|name| std::env::var_os(name).is_none()) {
+/// web process at 20-22 MiB instead of 15. It costs a page fault now and then: ~0.1 page faults
+/// per drained job, under 1% of its CPU. A delay set in the environment is mimalloc's to read.
+fn return_freed_memory_at_once(config: &Config) {
+    if !config.allocator_purge_delay_set {
         // SAFETY: sets an integer option; mimalloc reads options at every purge.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
     }
@@ -93,7 +91,6 @@ fn main() -> ExitCode {
 }
 
 fn run() -> ExitCode {
-    return_freed_memory_at_once();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -104,6 +101,7 @@ fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    return_freed_memory_at_once(&config);
     // A broken registry is a build mistake, reported like a bad setting and before anything runs.
     let registry = match jobs::registry(&config) {
         Ok(registry) => registry,

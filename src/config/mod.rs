@@ -177,6 +177,9 @@ pub struct Config {
     pub worker_poll_interval: std::time::Duration,
     /// Which job transitions are logged at `info` (`JOB_LOG`).
     pub job_log: JobLog,
+    /// Whether the allocator's purge delay is set in the environment (`MIMALLOC_PURGE_DELAY`, or
+    /// its old name `MIMALLOC_RESET_DELAY`): mimalloc reads it itself, and `main` leaves it be.
+    pub allocator_purge_delay_set: bool,
     /// Usable but doubtful settings, for `main` to log once telemetry is up.
     warnings: Vec<String>,
 }
@@ -218,6 +221,8 @@ struct RawEnv {
     metrics_interval: Option<f64>,
     worker_poll_interval: Option<f64>,
     job_log: Option<String>,
+    mimalloc_purge_delay: Option<String>,
+    mimalloc_reset_delay: Option<String>,
 }
 
 impl Config {
@@ -296,6 +301,8 @@ impl Config {
             metrics_interval: parse_metrics_interval(raw.metrics_interval)?,
             worker_poll_interval: parse_poll_interval(raw.worker_poll_interval)?,
             job_log: parse_job_log(raw.job_log.as_deref())?,
+            allocator_purge_delay_set: raw.mimalloc_purge_delay.is_some()
+                || raw.mimalloc_reset_delay.is_some(),
             warnings,
         })
     }
@@ -368,6 +375,7 @@ impl std::fmt::Debug for Config {
             .field("metrics_interval", &self.metrics_interval)
             .field("worker_poll_interval", &self.worker_poll_interval)
             .field("job_log", &self.job_log)
+            .field("allocator_purge_delay_set", &self.allocator_purge_delay_set)
             .field("warnings", &self.warnings)
             .finish()
     }

@@ -34,6 +34,23 @@ fn defaults_are_as_documented() {
 }
 
 #[test]
+fn the_allocator_purge_delay_is_left_to_mimalloc_when_set_under_either_name() {
+    assert!(!config(&[]).unwrap().allocator_purge_delay_set);
+    for name in ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"] {
+        assert!(
+            config(&[(name, "1000")]).unwrap().allocator_purge_delay_set,
+            "{name}"
+        );
+    }
+    // Empty counts as unset, as for every variable.
+    assert!(
+        !config(&[("MIMALLOC_PURGE_DELAY", "")])
+            .unwrap()
+            .allocator_purge_delay_set
+    );
+}
+
+#[test]
 fn debug_hides_the_token_and_the_redis_password() {
     let c = config(&[
         ("API_TOKEN", "tok-s3cret"),
