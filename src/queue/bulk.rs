@@ -168,19 +168,18 @@ impl Queue {
         Arc::new(Semaphore::new(BULK_ROOM))
     }
 
-    /// Stores a batch of jobs (see [`BulkEnqueued`]) in the room taken for it. Jobs whose queues share a shard are
-    /// stored by one call, all or none; a batch over several shards is first checked shard by
-    /// shard (nothing written), then written shard by shard, so a reused key refuses the whole
-    /// batch unless another request races it between the two passes.
+    /// Stores a batch of jobs (see [`BulkEnqueued`]) in the room taken for it. Jobs whose queues
+    /// share a shard are stored by one call, all or none; a batch over several shards is first
+    /// checked shard by shard (nothing written), then written shard by shard, so a reused key
+    /// refuses the whole batch unless another request races it between the two passes.
     pub async fn enqueue_many(
         &self,
         _room: BulkRoom,
-        jobs: Vec<NewJob>,
+        mut jobs: Vec<NewJob>,
     ) -> Result<BulkEnqueued, QueueError> {
         let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         self.announce(&queues).await?;
         // Grouped by place, not moved: the jobs stay where they are until their ids are taken.
-        let mut jobs = jobs;
         let groups = self.bulk_groups(&jobs);
         if groups.len() > 1 {
             for (shard, places) in &groups {
