@@ -74,7 +74,12 @@ fn command(mut args: impl Iterator<Item = std::ffi::OsString>) -> Command {
 
 fn main() -> ExitCode {
     match command(std::env::args_os().skip(1)) {
-        Command::Run => run(),
+        Command::Run => {
+            let code = run();
+            // The last lines (app.stopped) may still wait for their batch.
+            telemetry::flush();
+            code
+        }
         Command::Help => {
             print!("{HELP}");
             ExitCode::SUCCESS

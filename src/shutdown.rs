@@ -131,6 +131,7 @@ impl Shutdown {
                 event = "shutdown.forced",
                 "drain did not finish in time; exiting"
             );
+            crate::telemetry::flush();
             std::process::exit(1);
         });
     }

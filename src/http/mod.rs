@@ -95,11 +95,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
             .default_service(method_not_allowed("GET, HEAD")),
     )
     .service(
-        web::resource("/assets/{name}")
-            .route(get_or_head().to(dashboard::asset))
-            .default_service(method_not_allowed("GET, HEAD")),
-    )
-    .service(
         web::resource("/health")
             .route(get_or_head().to(health::health))
             .default_service(method_not_allowed("GET, HEAD")),
@@ -114,17 +109,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
     .service(
         web::resource("/jobs/retry")
             .route(web::post().to(manage::retry_many))
-            .default_service(method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/jobs/{id}")
-            .route(get_or_head().to(jobs::get))
-            .route(web::delete().to(manage::delete))
-            .default_service(method_not_allowed("GET, HEAD, DELETE")),
-    )
-    .service(
-        web::resource("/jobs/{id}/retry")
-            .route(web::post().to(jobs::retry))
             .default_service(method_not_allowed("POST")),
     )
     .service(
@@ -161,6 +145,25 @@ pub fn routes(cfg: &mut ServiceConfig) {
         web::resource("/openapi.json")
             .route(get_or_head().to(openapi::openapi))
             .default_service(method_not_allowed("GET, HEAD")),
+    )
+    // Routes are tried in this order, and a pattern with a `{segment}` is a regex match: the
+    // static paths come first, so `POST /jobs`, `GET /health` and the rest match before any
+    // regex runs.
+    .service(
+        web::resource("/assets/{name}")
+            .route(get_or_head().to(dashboard::asset))
+            .default_service(method_not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/jobs/{id}")
+            .route(get_or_head().to(jobs::get))
+            .route(web::delete().to(manage::delete))
+            .default_service(method_not_allowed("GET, HEAD, DELETE")),
+    )
+    .service(
+        web::resource("/jobs/{id}/retry")
+            .route(web::post().to(jobs::retry))
+            .default_service(method_not_allowed("POST")),
     )
     .default_service(web::to(|req: actix_web::HttpRequest| async move {
         Err::<actix_web::HttpResponse, _>(ApiError::NotFound(format!(

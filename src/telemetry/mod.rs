@@ -1,4 +1,5 @@
-//! Telemetry: the tracing subscriber, writing Heroku-style logfmt (or JSON) lines to stdout.
+//! Telemetry: the tracing subscriber, writing Heroku-style logfmt (or JSON) lines to stdout
+//! (in batches, see `log_writer`).
 //!
 //! A logfmt line reads `at=info event=job.finished job_id=... status=succeeded`: the level first,
 //! then the event's fields in the order they were written, values quoted only when they must be.
@@ -7,6 +8,7 @@
 //! an attempt names its job without each event repeating it.
 
 pub mod l2met;
+mod log_writer;
 mod logfmt;
 pub mod metrics;
 mod outage;
@@ -20,6 +22,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, prelude::*};
 
+pub use log_writer::flush;
 pub use logfmt::{Logfmt, LogfmtFields, logfmt_value};
 pub use outage::Outage;
 
@@ -37,9 +40,11 @@ pub fn init(filter: &str, format: LogFormat) {
             .unwrap_or("unnamed")
             .to_string();
         tracing::error!(event = "panic", thread, location, message);
+        flush();
     }));
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
+    let stdout = log_writer::batched_stdout();
     match format {
         LogFormat::Logfmt => registry
             .with(
@@ -49,7 +54,7 @@ pub fn init(filter: &str, format: LogFormat) {
                         inner: Logfmt,
                         format,
                     })
-                    .with_writer(std::io::stdout),
+                    .with_writer(stdout),
             )
             .init(),
         LogFormat::Json => registry
@@ -59,7 +64,7 @@ pub fn init(filter: &str, format: LogFormat) {
                     .flatten_event(true)
                     .with_current_span(false)
                     .map_event_format(|inner| ProtocolErrorsAsWarn { inner, format })
-                    .with_writer(std::io::stdout),
+                    .with_writer(stdout),
             )
             .init(),
     }

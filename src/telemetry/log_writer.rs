@@ -1,0 +1,253 @@
+//! Log lines reach stdout in batches: one `write` for the lines of about a millisecond.
+//!
+//! A busy worker logs one line per finished job. Written one by one, each line was a system call
+//! on the thread that carries Redis I/O and the runners: about 5% of a drain's process CPU with
+//! stdout on a file (`perf`), and more on Heroku, where stdout is a pipe and each write wakes the
+//! log router's reader. Here a line is appended to a buffer, and a thread of its own writes what
+//! has gathered: it is woken once per batch, not per line, and sleeps while nothing is logged.
+//!
+//! A line is at most [`GATHER`] late. What is still in the buffer when the process is killed
+//! (SIGKILL, out of memory) is lost; [`flush`] writes it out on every exit this process takes
+//! itself, and after a panic is logged.
+
+use std::io::Write;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// How long the writer thread lets lines gather after the first one of a batch arrives.
+const GATHER: Duration = Duration::from_millis(1);
+/// A buffer this full is written out by the thread that filled it, so the buffer stays bounded
+/// however fast lines come.
+const FULL: usize = 64 * 1024;
+
+/// Lines waiting to be written, where they go, and the writer thread's wake-up.
+struct Batches {
+    pending: Mutex<Vec<u8>>,
+    /// Held while a batch is taken and written, so batches are written in the order they were
+    /// taken: a line is never written before one logged ahead of it.
+    output: Mutex<Box<dyn Write + Send>>,
+    arrived: Condvar,
+}
+
+static BATCHES: OnceLock<Batches> = OnceLock::new();
+/// Whether the writer thread started.
+static STARTED: OnceLock<bool> = OnceLock::new();
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while a line was appended leaves at worst a cut line; logging goes on.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Batches {
+    fn new(output: Box<dyn Write + Send>) -> Batches {
+        Batches {
+            pending: Mutex::new(Vec::new()),
+            output: Mutex::new(output),
+            arrived: Condvar::new(),
+        }
+    }
+
+    fn append(&self, line: &[u8]) {
+        let mut pending = lock(&self.pending);
+        let first = pending.is_empty();
+        pending.extend_from_slice(line);
+        let full = pending.len() >= FULL;
+        drop(pending);
+        if full {
+            self.write_out();
+        } else if first {
+            self.arrived.notify_one();
+        }
+    }
+
+    /// Takes whatever is pending and writes it out.
+    fn write_out(&self) {
+        let mut output = lock(&self.output);
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        if !batch.is_empty() {
+            // Nowhere to report a failed write of the log; the lines are dropped, as a write
+            // to a closed stdout would drop them.
+            let _ = output.write_all(&batch);
+            let _ = output.flush();
+        }
+    }
+
+    /// The writer thread: waits for a first line, lets others gather, writes them all.
+    fn run(&self) {
+        loop {
+            let mut pending = lock(&self.pending);
+            while pending.is_empty() {
+                pending = self
+                    .arrived
+                    .wait(pending)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            drop(pending);
+            std::thread::sleep(GATHER);
+            self.write_out();
+        }
+    }
+}
+
+/// The writer of the batches, for `tracing_subscriber`'s `with_writer`. Starts the writer
+/// thread; falls back to writing each line at once should the thread not start.
+pub(super) fn batched_stdout() -> LogWriter {
+    BATCHES.get_or_init(|| Batches::new(Box::new(std::io::stdout())));
+    let started = *STARTED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("onedyno-log".into())
+            .spawn(batches_run)
+            .is_ok()
+    });
+    LogWriter { batched: started }
+}
+
+fn batches_run() {
+    if let Some(batches) = BATCHES.get() {
+        batches.run();
+    }
+}
+
+/// Writes out every line logged so far. Called before the process exits on its own, and by the
+/// panic hook once the panic is logged.
+pub fn flush() {
+    if let Some(batches) = BATCHES.get() {
+        batches.write_out();
+    }
+}
+
+/// Makes the per-event writers of [`batched_stdout`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogWriter {
+    batched: bool,
+}
+
+/// One event's writer. The formatter writes the whole line in one call.
+pub(crate) struct LineWriter {
+    batched: bool,
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LineWriter;
+
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter {
+            batched: self.batched,
+        }
+    }
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BATCHES.get() {
+            Some(batches) if self.batched => {
+                batches.append(buf);
+                Ok(buf.len())
+            }
+            _ => std::io::stdout().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Everything written, shared with the test.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn text(written: &Written) -> String {
+        String::from_utf8(lock(&written.0).clone()).unwrap()
+    }
+
+    #[test]
+    fn lines_wait_for_their_batch_and_come_out_whole_and_in_order() {
+        let written = Written::default();
+        let batches = Batches::new(Box::new(written.clone()));
+        batches.append(b"at=info event=one\n");
+        batches.append(b"at=info event=two\n");
+        assert_eq!(text(&written), "", "nothing is written per line");
+        batches.write_out();
+        assert_eq!(text(&written), "at=info event=one\nat=info event=two\n");
+        batches.write_out();
+        assert_eq!(
+            text(&written).lines().count(),
+            2,
+            "an empty batch writes nothing"
+        );
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_by_the_thread_that_filled_it() {
+        let written = Written::default();
+        let batches = Batches::new(Box::new(written.clone()));
+        let line = format!("at=info event=job.finished pad={}\n", "x".repeat(100));
+        let lines = FULL / line.len() + 1;
+        for _ in 0..lines {
+            batches.append(line.as_bytes());
+        }
+        // No writer thread runs here: the append that filled the buffer wrote it.
+        assert_eq!(text(&written).lines().count(), lines);
+        assert!(
+            lock(&batches.pending).capacity() < FULL,
+            "the buffer was handed over"
+        );
+    }
+
+    #[test]
+    fn lines_from_many_threads_keep_each_threads_order_with_the_writer_thread_running() {
+        let written = Written::default();
+        let batches: &'static Batches =
+            Box::leak(Box::new(Batches::new(Box::new(written.clone()))));
+        std::thread::spawn(move || batches.run());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..2_000 {
+                        batches.append(format!("t={t} i={i}\n").as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // The writer thread writes what gathered within a few milliseconds, unasked.
+        let mut waited = 0;
+        while text(&written).lines().count() < 8_000 && waited < 500 {
+            std::thread::sleep(Duration::from_millis(10));
+            waited += 1;
+        }
+        let all = text(&written);
+        let mut next = [0; 4];
+        for line in all.lines() {
+            let (t, i) = line.split_once(' ').unwrap();
+            let t: usize = t.trim_start_matches("t=").parse().unwrap();
+            let i: usize = i.trim_start_matches("i=").parse().unwrap();
+            assert_eq!(i, next[t], "thread {t}'s lines in order, none cut or lost");
+            next[t] += 1;
+        }
+        assert_eq!(next, [2_000; 4]);
+    }
+}
