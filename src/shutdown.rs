@@ -131,7 +131,7 @@ impl Shutdown {
                 event = "shutdown.forced",
                 "drain did not finish in time; exiting"
             );
-            crate::telemetry::flush();
+            crate::telemetry::flush_unless_busy();
             std::process::exit(1);
         });
     }

@@ -3,9 +3,8 @@
 //!
 //! A lone ack is sent the moment it arrives, and acks that queue up behind a call in flight go in
 //! the next one; under load it turns N calls into one. While jobs finish faster than a round trip
-//! (the last call carried more than one), the next call also waits up to a millisecond for half a
-//! batch: the job's slot is already free by then, so this delays a record's `succeeded`, never a
-//! job's start. Should a batch fail, each of its runners is told to ack on its own
+//! (the last call carried more than one and came back a moment ago), the next call also waits a
+//! millisecond or two for as many acks as the last one carried (see [`LastCall::gather_for`]). Should a batch fail, each of its runners is told to ack on its own
 //! (the single `ack.lua`), so every error is the job's own and retried as before.
 
 use std::sync::{Arc, OnceLock};
@@ -13,6 +12,7 @@ use std::time::Duration;
 
 use redis::Value;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::{Queue, ms, scripts};
 
@@ -69,13 +69,12 @@ impl Queue {
 
 async fn run(queue: Queue, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
-    // Whether the last call carried more than one ack: jobs are finishing faster than a round trip.
-    let mut busy = false;
+    let mut last = LastCall::default();
     while rx.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        if busy {
-            gather(&mut rx, &mut batch, GATHER).await;
+        if let Some(enough) = last.gather_for(Instant::now()) {
+            gather(&mut rx, &mut batch, enough, GATHER).await;
         }
-        busy = batch.len() > 1;
+        let carried = batch.len();
         // One call per in-flight list (one per process, in practice).
         while !batch.is_empty() {
             let inflight = batch[0].inflight.clone();
@@ -89,16 +88,45 @@ async fn run(queue: Queue, mut rx: mpsc::Receiver<Pending>) {
                     .send(applied.as_ref().and_then(|a| a.get(i).copied()));
             }
         }
+        last = LastCall {
+            carried,
+            ended: Some(Instant::now()),
+        };
     }
 }
 
-/// While jobs finish faster than a round trip, the acks of the next moment go along, up to half a
-/// batch, waiting at most `wait` ([`GATHER`]): a call costs a round trip (on loopback ~25 us of this
-/// process's CPU and as much of Redis's) whatever its size. The job's slot is already free, so
-/// only the record's `succeeded` waits, never a job's start.
-async fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, wait: Duration) {
-    let deadline = tokio::time::Instant::now() + wait;
-    while batch.len() < BATCH_MAX / 2 {
+/// The batcher's previous call: how many acks it carried and when it came back.
+#[derive(Debug, Default)]
+struct LastCall {
+    carried: usize,
+    ended: Option<Instant>,
+}
+
+impl LastCall {
+    /// How many acks the next call waits for, if any. Only while jobs finish faster than a round
+    /// trip: the last call carried more than one and came back within [`GATHER`]; a lone ack
+    /// after a quiet moment goes at once. As many as the last call carried (at most half a
+    /// batch): no more can be on their way than were a moment ago (each holds a place among the
+    /// outcomes being written, one per slot), so a call never waits for acks that cannot come.
+    fn gather_for(&self, now: Instant) -> Option<usize> {
+        let ended = self.ended?;
+        (self.carried > 1 && now.duration_since(ended) < GATHER)
+            .then_some(self.carried.min(BATCH_MAX / 2))
+    }
+}
+
+/// Adds the acks that arrive within `wait` until the batch holds `enough`: a call costs a round
+/// trip (on loopback ~25 us of this process's CPU and as much of Redis's) whatever its size. The
+/// job's slot is free by then (unless it holds a shared concurrency limit, which it gives back
+/// once the outcome is written), so what waits is the record's `succeeded`, not a job's start.
+async fn gather(
+    rx: &mut mpsc::Receiver<Pending>,
+    batch: &mut Vec<Pending>,
+    enough: usize,
+    wait: Duration,
+) {
+    let deadline = Instant::now() + wait;
+    while batch.len() < enough {
         let room = BATCH_MAX - batch.len();
         match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
             Ok(n) if n > 0 => {}
@@ -107,7 +135,8 @@ async fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, wait
     }
 }
 
-/// The longest an ack waits for others while jobs finish fast (see [`gather`]).
+/// How long acks are gathered at most while jobs finish fast (see [`LastCall::gather_for`]);
+/// tokio's timer rounds it up to the next millisecond tick.
 const GATHER: Duration = Duration::from_millis(1);
 
 /// Runs `ack_many.lua`; `None` when the call failed or its reply does not fit.
@@ -149,7 +178,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn busy_acks_gather_up_to_half_a_batch_then_go() {
+    async fn acks_gather_only_while_jobs_finish_faster_than_a_round_trip() {
+        let now = Instant::now();
+        let ago = |ms: u64| Some(now - Duration::from_millis(ms));
+        let last = |carried, ended| LastCall { carried, ended };
+        assert_eq!(
+            last(0, None).gather_for(now),
+            None,
+            "the first call goes at once"
+        );
+        assert_eq!(
+            last(1, ago(0)).gather_for(now),
+            None,
+            "after a lone ack, at once"
+        );
+        assert_eq!(
+            last(10, ago(0)).gather_for(now),
+            Some(10),
+            "as many as last time"
+        );
+        assert_eq!(last(200, ago(0)).gather_for(now), Some(BATCH_MAX / 2));
+        assert_eq!(
+            last(10, ago(5)).gather_for(now),
+            None,
+            "a lone ack after a quiet moment goes at once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_acks_gather_until_there_are_enough_then_go() {
         let (tx, mut rx) = mpsc::channel(QUEUED_MAX);
         let mut batch = vec![pending("first")];
         // Acks arrive one at a time, each while the batcher waits.
@@ -161,9 +218,9 @@ mod tests {
                 }
             }
         });
-        let start = tokio::time::Instant::now();
-        gather(&mut rx, &mut batch, Duration::from_millis(1)).await;
-        assert_eq!(batch.len(), BATCH_MAX / 2, "half a batch, then it goes");
+        let start = Instant::now();
+        gather(&mut rx, &mut batch, 10, Duration::from_millis(1)).await;
+        assert_eq!(batch.len(), 10, "enough, then it goes");
         assert_eq!(
             start.elapsed(),
             Duration::ZERO,
@@ -175,7 +232,7 @@ mod tests {
             tx.send(pending(&i.to_string())).await.unwrap();
         }
         let mut batch = vec![pending("first")];
-        gather(&mut rx, &mut batch, Duration::from_millis(1)).await;
+        gather(&mut rx, &mut batch, BATCH_MAX / 2, Duration::from_millis(1)).await;
         assert_eq!(batch.len(), BATCH_MAX);
     }
 
@@ -184,8 +241,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(QUEUED_MAX);
         let mut batch = vec![pending("first")];
         tx.send(pending("second")).await.unwrap();
-        let start = tokio::time::Instant::now();
-        gather(&mut rx, &mut batch, Duration::from_millis(1)).await;
+        let start = Instant::now();
+        gather(&mut rx, &mut batch, 10, Duration::from_millis(1)).await;
         assert_eq!(batch.len(), 2);
         assert_eq!(start.elapsed(), Duration::from_millis(1));
         drop(tx);

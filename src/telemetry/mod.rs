@@ -22,7 +22,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, prelude::*};
 
-pub use log_writer::flush;
+pub use log_writer::{flush, flush_unless_busy};
 pub use logfmt::{Logfmt, LogfmtFields, logfmt_value};
 pub use outage::Outage;
 

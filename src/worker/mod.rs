@@ -170,8 +170,8 @@ async fn forward_events(worker: Arc<Worker>, mut events: tokio::sync::mpsc::Rece
 async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Semaphore>) {
     let mut outage = Outage::new("worker.fetch_failed", "worker.fetch_recovered");
     let mut error_wait = Doubling::new(Duration::from_millis(200), Duration::from_secs(2));
-    // Whether the last fetch filled every slot it had: the queues may hold more.
-    let mut backlog = false;
+    // When the last fetch came back with a job for every slot it had: the queues may hold more.
+    let mut last_full: Option<tokio::time::Instant> = None;
     loop {
         let Some(Ok(first)) = shutdown
             .unless_stopped(permits.clone().acquire_owned())
@@ -183,7 +183,7 @@ async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Sem
         while let Ok(permit) = permits.clone().try_acquire_owned() {
             slots.push(permit);
         }
-        if backlog {
+        if behind_a_backlog(last_full, tokio::time::Instant::now()) {
             let enough = (worker.settings.concurrency / 2).max(1);
             let gathered = gather_slots(permits, &mut slots, enough, GATHER_SLOTS);
             if shutdown.unless_stopped(gathered).await.is_none() {
@@ -198,7 +198,8 @@ async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Sem
             continue;
         }
         let fetched = fetch(worker, &mut slots).await;
-        backlog = matches!(fetched, Ok(Fetch::Started { filled: true }));
+        last_full =
+            matches!(fetched, Ok(Fetch::Started { filled: true })).then(tokio::time::Instant::now);
         if matches!(fetched, Ok(Fetch::Started { .. } | Fetch::Empty)) && outage.recovered() {
             error_wait.reset();
         }
@@ -223,20 +224,23 @@ async fn fetch_loop(worker: &Arc<Worker>, shutdown: &Shutdown, permits: &Arc<Sem
     }
 }
 
+/// Whether a fetch gathers slots first: only while a backlog stands, that is the last fetch
+/// came back with a job for every slot it had, a moment ago (within [`GATHER_SLOTS`]). A job
+/// enqueued into an idle worker, or into one whose jobs run for longer than that, starts at once.
+fn behind_a_backlog(last_full: Option<tokio::time::Instant>, now: tokio::time::Instant) -> bool {
+    last_full.is_some_and(|at| now.duration_since(at) < GATHER_SLOTS)
+}
+
 /// With jobs waiting, a fetch for one or two slots costs a round trip each (on loopback ~25 us of
 /// this process's CPU and as much of Redis's, whatever the batch): so the slots freed in the next
 /// moment are taken along until there are `enough` (half of them), waiting at most `wait`
-/// ([`GATHER_SLOTS`]). Only while a backlog stands, so a job enqueued into an idle worker starts
-/// at once.
+/// ([`GATHER_SLOTS`]; see [`behind_a_backlog`] for when).
 async fn gather_slots(
     permits: &Arc<Semaphore>,
     slots: &mut Vec<OwnedSemaphorePermit>,
     enough: usize,
     wait: Duration,
 ) {
-    if slots.len() >= enough {
-        return;
-    }
     let deadline = tokio::time::Instant::now() + wait;
     while slots.len() < enough {
         match tokio::time::timeout_at(deadline, permits.clone().acquire_owned()).await {
@@ -246,7 +250,8 @@ async fn gather_slots(
     }
 }
 
-/// The longest a fetch waits for more slots while a backlog stands (see [`gather_slots`]).
+/// The longest a fetch waits for more slots while a backlog stands (see [`gather_slots`]);
+/// tokio's timer rounds it up to the next millisecond tick.
 const GATHER_SLOTS: Duration = Duration::from_millis(1);
 
 /// What one fetch did.
@@ -393,5 +398,23 @@ mod tests {
         let start = tokio::time::Instant::now();
         gather_slots(&permits, &mut slots, 2, Duration::from_millis(1)).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_fetch_right_behind_a_full_one_gathers_slots() {
+        let now = tokio::time::Instant::now();
+        assert!(
+            !behind_a_backlog(None, now),
+            "idle, or the last fetch was not full"
+        );
+        assert!(behind_a_backlog(Some(now), now));
+        assert!(behind_a_backlog(
+            Some(now - Duration::from_micros(500)),
+            now
+        ));
+        assert!(
+            !behind_a_backlog(Some(now - Duration::from_millis(5)), now),
+            "jobs that ran a while free their slots one by one: each is fetched for at once"
+        );
     }
 }
