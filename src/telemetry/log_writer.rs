@@ -1,4 +1,4 @@
-//! Log lines reach stdout in batches: one `write` for the lines of about a millisecond.
+//! Log lines reach stdout in batches: under load, one `write` for the lines of about a millisecond.
 //!
 //! A busy worker logs one line per finished job. Written one by one, each line was a system call
 //! on the thread that carries Redis I/O and the runners: about 5% of a drain's process CPU with
@@ -6,7 +6,8 @@
 //! log router's reader. Here a line is appended to a buffer, and a thread of its own writes what
 //! has gathered: it is woken once per batch, not per line, and sleeps while nothing is logged.
 //!
-//! A line is about a millisecond late ([`GATHER`] and the write before it) while stdout keeps up.
+//! A line of a quiet process is out as soon as the writer thread wakes; while lines come faster
+//! than one a write, they are about a millisecond late ([`GATHER`]) while stdout keeps up.
 //! What is still in the buffer when the process is killed (SIGKILL, out of memory) is lost;
 //! [`flush`] writes it out on every exit this process takes itself, and after a panic is logged.
 
@@ -16,7 +17,8 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// How long the writer thread lets lines gather after the first one of a batch arrives.
+/// How long the writer thread lets lines gather after the first one of a batch arrives, while
+/// lines come fast.
 const GATHER: Duration = Duration::from_millis(1);
 /// A buffer this full is written out by the thread that filled it, so the buffer stays bounded
 /// however fast lines come.
@@ -66,22 +68,29 @@ impl Batches {
 
     /// Takes whatever is pending and writes it out. `output` is locked before the batch is
     /// taken, so batches are written in the order they were taken.
-    fn write_out(&self) {
-        self.write_out_with(lock(&self.output));
+    /// Returns how many lines it wrote.
+    fn write_out(&self) -> usize {
+        self.write_out_with(lock(&self.output))
     }
 
-    fn write_out_with(&self, mut output: MutexGuard<'_, Box<dyn Write + Send>>) {
+    fn write_out_with(&self, mut output: MutexGuard<'_, Box<dyn Write + Send>>) -> usize {
         let batch = std::mem::take(&mut *lock(&self.pending));
-        if !batch.is_empty() {
-            // Nowhere to report a failed write of the log; the lines are dropped, as a write
-            // to a closed stdout would drop them.
-            let _ = output.write_all(&batch);
-            let _ = output.flush();
+        if batch.is_empty() {
+            return 0;
         }
+        // Nowhere to report a failed write of the log; the lines are dropped, as a write to a
+        // closed stdout would drop them.
+        let _ = output.write_all(&batch);
+        let _ = output.flush();
+        batch.iter().filter(|&&b| b == b'\n').count()
     }
 
-    /// The writer thread: waits for a first line, lets others gather, writes them all.
+    /// The writer thread: waits for a first line and writes what is there. Only while lines come
+    /// faster than one a write (the last batch had several) does it let them gather for
+    /// [`GATHER`] first: a quiet process's line is out as soon as this thread wakes, about as
+    /// soon as a direct write would have put it there.
     fn run(&self) {
+        let mut busy = false;
         loop {
             let mut pending = lock(&self.pending);
             while pending.is_empty() {
@@ -91,8 +100,10 @@ impl Batches {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
             drop(pending);
-            std::thread::sleep(GATHER);
-            self.write_out();
+            if busy {
+                std::thread::sleep(GATHER);
+            }
+            busy = self.write_out() > 1;
         }
     }
 }
