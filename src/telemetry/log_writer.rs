@@ -13,7 +13,7 @@
 
 use std::io::Write;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -86,11 +86,11 @@ impl Batches {
     }
 
     /// The writer thread: waits for a first line and writes what is there. Only while lines come
-    /// faster than one a write (the last batch had several) does it let them gather for
-    /// [`GATHER`] first: a quiet process's line is out as soon as this thread wakes, about as
-    /// soon as a direct write would have put it there.
+    /// faster than one a write (the last batch, written a moment ago, had several) does it let
+    /// them gather for [`GATHER`] first: a quiet process's line is out as soon as this thread
+    /// wakes, about as soon as a direct write would have put it there.
     fn run(&self) {
-        let mut busy = false;
+        let mut last: Option<(usize, Instant)> = None;
         loop {
             let mut pending = lock(&self.pending);
             while pending.is_empty() {
@@ -100,12 +100,18 @@ impl Batches {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
             drop(pending);
-            if busy {
+            if gathers(last, Instant::now()) {
                 std::thread::sleep(GATHER);
             }
-            busy = self.write_out() > 1;
+            last = Some((self.write_out(), Instant::now()));
         }
     }
+}
+
+/// Whether the writer lets lines gather before it writes: only right after a batch of several
+/// lines (`last`: how many, and when it was written).
+fn gathers(last: Option<(usize, Instant)>, now: Instant) -> bool {
+    last.is_some_and(|(lines, at)| lines > 1 && now.duration_since(at) < GATHER)
 }
 
 /// The writer of the batches, for `tracing_subscriber`'s `with_writer`. Starts the writer
@@ -219,6 +225,18 @@ mod tests {
         assert_eq!(*lock(&written.1), 1, "one write for the batch");
         batches.write_out();
         assert_eq!(*lock(&written.1), 1, "an empty batch writes nothing");
+    }
+
+    #[test]
+    fn lines_gather_only_right_after_a_batch_of_several() {
+        let now = Instant::now();
+        assert!(!gathers(None, now), "the first line goes at once");
+        assert!(!gathers(Some((1, now)), now), "after a lone line, at once");
+        assert!(gathers(Some((5, now)), now), "while lines come fast");
+        assert!(
+            !gathers(Some((5, now - Duration::from_millis(50))), now),
+            "a line after a quiet moment goes at once"
+        );
     }
 
     #[test]
