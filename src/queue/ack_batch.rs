@@ -4,8 +4,9 @@
 //! A lone ack is sent the moment it arrives, and acks that queue up behind a call in flight go in
 //! the next one; under load it turns N calls into one. While jobs finish faster than a round trip
 //! (the last call carried more than one and came back a moment ago), the next call also waits a
-//! millisecond or two for as many acks as the last one carried (see [`LastCall::gather_for`]). Should a batch fail, each of its runners is told to ack on its own
-//! (the single `ack.lua`), so every error is the job's own and retried as before.
+//! millisecond or two for as many acks as the last one carried (see [`LastCall::gather_for`]).
+//! Should a batch fail, each of its runners is told to ack on its own (the single `ack.lua`), so
+//! every error is the job's own and retried as before.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
