@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use procs::{App, Redis, cpu_seconds, onedyno_binary, peak_rss_kib};
+use procs::{App, Redis, cpu_seconds, onedyno_binary, peak_rss_kib, sleeps};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -86,12 +86,14 @@ fn batch(n: usize) -> Value {
     Value::Array(vec![json!({"kind": "noop"}); n])
 }
 
-/// CPU of Redis and of a process over a measured stretch, per job, in µs, and the scripts Redis
-/// ran per job.
+/// CPU of Redis and of a process over a measured stretch, per job, in µs, the scripts Redis ran
+/// per job, and how often each went to sleep per job (see [`sleeps`]).
 struct Cpu {
     redis: f64,
     app: f64,
     scripts: f64,
+    redis_sleeps: u64,
+    app_sleeps: u64,
     pid: u32,
 }
 
@@ -101,17 +103,22 @@ impl Cpu {
             redis: cpu_seconds(redis.pid()),
             app: cpu_seconds(pid),
             scripts: redis.script_calls(),
+            redis_sleeps: sleeps(redis.pid()),
+            app_sleeps: sleeps(pid),
             pid,
         }
     }
 
     fn per_job(&self, redis: &Redis, jobs: usize) -> String {
         let us = |s: f64| s / jobs as f64 * 1e6;
+        let each = |n: u64, since: u64| n.saturating_sub(since) as f64 / jobs as f64;
         format!(
-            "Redis {:.0} µs/job, onedyno {:.0} µs/job, {:.2} script calls/job",
+            "Redis {:.0} µs/job, onedyno {:.0} µs/job, {:.2} script calls/job, sleeps/job Redis {:.2}, onedyno {:.2}",
             us(cpu_seconds(redis.pid()) - self.redis),
             us(cpu_seconds(self.pid) - self.app),
-            (redis.script_calls() - self.scripts) / jobs as f64
+            (redis.script_calls() - self.scripts) / jobs as f64,
+            each(sleeps(redis.pid()), self.redis_sleeps),
+            each(sleeps(self.pid), self.app_sleeps)
         )
     }
 }
@@ -208,6 +215,39 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
         boot.as_secs_f64(),
         peak_rss_kib(worker.pid()) / 1024,
         cpu.per_job(redis, total)
+    );
+    drop(worker);
+    drain_one_slot(binary, redis, jobs);
+}
+
+/// A drain with one slot: every job waits for the one before, so this measures the round trip
+/// and the wake-ups a job costs rather than how well they are shared.
+fn drain_one_slot(binary: &std::path::Path, redis: &Redis, jobs: usize) {
+    redis.flush();
+    let batches = (jobs / 5000).max(1);
+    let web = App::start(binary, redis, &[("WORKER_CONCURRENCY", "0")]);
+    web.wait_healthy();
+    post_all(&web, |_| batch(1000), batches, 2);
+    drop(web);
+    let total = batches * 1000;
+    let worker = App::start(
+        binary,
+        redis,
+        &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "1")],
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while redis.unfinished() as usize >= total && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // From the first job taken: the boot is the c=50 case's figure.
+    let cpu = Cpu::start(redis, worker.pid());
+    let started = Instant::now();
+    let left = redis.unfinished() as usize;
+    let done = wait_drained(redis);
+    println!(
+        "drain {total} pre-filled, c=1         {:>8.0} jobs/s  ({})",
+        left as f64 / done.duration_since(started).as_secs_f64(),
+        cpu.per_job(redis, left.max(1))
     );
 }
 
