@@ -110,27 +110,45 @@ enum EnqueueReply {
     KeyReused,
 }
 
-/// `{'created', 1, {status, created_at, run_at}}` or `{'existing', same request (1|0), job}`.
-impl FromRedisValue for EnqueueReply {
-    fn from_redis_value(v: Value) -> Result<EnqueueReply, ParsingError> {
-        let (tag, [same, job]) = tagged(v)?;
-        match (tag.as_str(), i64::from_redis_value(same)?) {
-            ("created", _) => {
-                let (status, created_at, run_at): (String, i64, i64) =
-                    FromRedisValue::from_redis_value(job)?;
-                let status = JobStatus::parse(&status)
-                    .filter(|s| matches!(s, JobStatus::Queued | JobStatus::Scheduled))
-                    .ok_or_else(|| unexpected(&status))?;
-                Ok(EnqueueReply::Created(Decided {
-                    status,
-                    created_at,
+/// `enqueue.lua`'s whole reply: `{now, per job...}`, where a new job's entry is `0` (queued at
+/// `now`) or its `run_at` (scheduled), and an existing one's is
+/// `{'existing', same request (1|0), job}`.
+struct EnqueueReplies(Vec<EnqueueReply>);
+
+impl FromRedisValue for EnqueueReplies {
+    fn from_redis_value(v: Value) -> Result<EnqueueReplies, ParsingError> {
+        let Value::Array(items) = v else {
+            return Err(format!("expected an array, got {v:?}").into());
+        };
+        let mut items = items.into_iter();
+        let now = match items.next() {
+            Some(Value::Int(now)) => now,
+            other => return Err(format!("expected the time first, got {other:?}").into()),
+        };
+        items
+            .map(|item| match item {
+                Value::Int(0) => Ok(EnqueueReply::Created(Decided {
+                    status: JobStatus::Queued,
+                    created_at: now,
+                    run_at: now,
+                })),
+                Value::Int(run_at) if run_at > now => Ok(EnqueueReply::Created(Decided {
+                    status: JobStatus::Scheduled,
+                    created_at: now,
                     run_at,
-                }))
-            }
-            ("existing", 1) => Ok(EnqueueReply::Existing(Box::new(record(job)?))),
-            ("existing", _) => Ok(EnqueueReply::KeyReused),
-            _ => Err(unexpected(&tag)),
-        }
+                })),
+                Value::Int(other) => Err(format!("a run_at of {other} at {now}").into()),
+                existing => {
+                    let (tag, [same, job]) = tagged(existing)?;
+                    match (tag.as_str(), i64::from_redis_value(same)?) {
+                        ("existing", 1) => Ok(EnqueueReply::Existing(Box::new(record(job)?))),
+                        ("existing", _) => Ok(EnqueueReply::KeyReused),
+                        _ => Err(unexpected(&tag)),
+                    }
+                }
+            })
+            .collect::<Result<_, _>>()
+            .map(EnqueueReplies)
     }
 }
 
@@ -224,7 +242,7 @@ async fn call(
         }
     }
     let reply: Value = call.invoke_async(&mut conn).await?;
-    let replies: Vec<EnqueueReply> = parse("enqueue", reply)?;
+    let EnqueueReplies(replies) = parse("enqueue", reply)?;
     if replies.len() != jobs.len() {
         return Err(QueueError::UnexpectedReply {
             script: "enqueue",
@@ -247,35 +265,51 @@ mod tests {
     use super::super::reply::build::{arr, job, s};
     use super::*;
 
-    fn reply(tag: &str, same: i64, job: Value) -> Value {
-        arr(vec![s(tag), Value::Int(same), job])
+    fn existing(same: i64, job: Value) -> Value {
+        arr(vec![s("existing"), Value::Int(same), job])
+    }
+
+    fn replies(items: Vec<Value>) -> Result<Vec<EnqueueReply>, QueueError> {
+        parse::<EnqueueReplies>("enqueue", arr(items)).map(|r| r.0)
     }
 
     #[test]
     fn replies_read_as_created_existing_or_key_reused() {
-        let decided = arr(vec![s("queued"), Value::Int(1_000), Value::Int(1_000)]);
-        let created: EnqueueReply = parse("enqueue", reply("created", 1, decided)).unwrap();
-        let want = Decided {
+        let read = replies(vec![
+            Value::Int(1_000),
+            Value::Int(0),
+            Value::Int(31_000),
+            existing(1, job("j1")),
+            existing(0, job("j1")),
+        ])
+        .unwrap();
+        let queued = Decided {
             status: JobStatus::Queued,
             created_at: 1_000,
             run_at: 1_000,
         };
-        assert!(matches!(created, EnqueueReply::Created(d) if d == want));
-        let existing: EnqueueReply = parse("enqueue", reply("existing", 1, job("j1"))).unwrap();
-        assert!(matches!(existing, EnqueueReply::Existing(j) if j.id == "j1"));
-        let reused: EnqueueReply = parse("enqueue", reply("existing", 0, job("j1"))).unwrap();
-        assert!(matches!(reused, EnqueueReply::KeyReused));
+        let scheduled = Decided {
+            status: JobStatus::Scheduled,
+            created_at: 1_000,
+            run_at: 31_000,
+        };
+        assert!(matches!(read[0], EnqueueReply::Created(d) if d == queued));
+        assert!(matches!(read[1], EnqueueReply::Created(d) if d == scheduled));
+        assert!(matches!(&read[2], EnqueueReply::Existing(j) if j.id == "j1"));
+        assert!(matches!(read[3], EnqueueReply::KeyReused));
+        assert_eq!(read.len(), 4);
         for bad in [
-            reply("stored", 1, job("j1")),
-            // A new job is queued or scheduled, nothing else.
-            reply(
-                "created",
-                1,
-                arr(vec![s("running"), Value::Int(1), Value::Int(1)]),
-            ),
-            reply("created", 1, arr(vec![s("queued"), Value::Int(1)])),
+            vec![],
+            vec![s("1000"), Value::Int(0)],
+            vec![
+                Value::Int(1_000),
+                arr(vec![s("stored"), Value::Int(1), job("j1")]),
+            ],
+            // A scheduled job runs later than its creation.
+            vec![Value::Int(1_000), Value::Int(999)],
+            vec![Value::Int(1_000), s("queued")],
         ] {
-            let e = parse::<EnqueueReply>("enqueue", bad).err();
+            let e = replies(bad).err();
             assert!(
                 matches!(
                     e,

@@ -87,11 +87,15 @@ for i = 1, count do
     -- table for every job's fields, written over: unpack takes the first n.
     local cf, cv = created_field(id, now)
     fields[1], fields[2], fields[3], fields[4] = 'k', ARGV[a + 1], 'q', queue
-    fields[5], fields[6], fields[7], fields[8] = 'm', ARGV[a + 4], cf, cv
+    -- Numbers as text (%d): passed as numbers, redis.call would format them with %.17g, glibc's
+    -- slow float path.
+    fields[5], fields[6], fields[7], fields[8] = 'm', ARGV[a + 4], cf, string.format('%d', cv)
     fields[9], fields[10] = 's', status
     local n = 10
     if ARGV[a + 3] ~= '{}' then fields[n + 1], fields[n + 2], n = 'a', ARGV[a + 3], n + 2 end
-    if status == 'scheduled' then fields[n + 1], fields[n + 2], n = 'r', due, n + 2 end
+    if status == 'scheduled' then
+      fields[n + 1], fields[n + 2], n = 'r', string.format('%d', due), n + 2
+    end
     if ARGV[a + 5] ~= '' then fields[n + 1], fields[n + 2], n = 'T', ARGV[a + 5], n + 2 end
     local fp = fps[i]
     if fp then
