@@ -32,7 +32,8 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
 /// How often the threads of a process have gone to sleep so far (`voluntary_ctxt_switches`,
 /// summed over `/proc/{pid}/task/*/status`): each is a later wake-up, which another thread or the
 /// kernel paid for. On a virtual machine a wake-up of an idle CPU costs tens of µs of CPU time,
-/// so a low rate of jobs pays for its wake-ups more than for its work.
+/// so a low rate of jobs pays for its wake-ups more than for its work. Threads that exited are
+/// not counted: compare readings over a stretch in which the process keeps its threads.
 pub(crate) fn sleeps(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;

@@ -94,7 +94,7 @@ for i, due in ipairs(dues) do
       listed[queue] = true
     end
     if status == 'scheduled' then
-      redis.call('ZADD', KEYS[1], due, id)
+      redis.call('ZADD', KEYS[1], string.format('%d', due), id)
     else
       wake(base, queue, redis.call('LPUSH', queue_key(base, queue), id))
     end

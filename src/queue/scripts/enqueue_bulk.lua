@@ -108,7 +108,7 @@ for i = 1, count do
     local jk = job_key(base, id)
     if status == 'scheduled' then
       redis.call('HSET', jk, unpack(fields, 1, n))
-      redis.call('ZADD', KEYS[1], due, id)
+      redis.call('ZADD', KEYS[1], string.format('%d', due), id)
     else
       fields[n + 1], fields[n + 2], n = 'e', now_s, n + 2
       redis.call('HSET', jk, unpack(fields, 1, n))

@@ -59,7 +59,7 @@ end
 -- A new record's creation time (Redis's clock, now) as a field and value: 'C', its offset from
 -- the time the id carries (a few ms, so a small integer: 2-3 B in the hash instead of 10), or
 -- 'c' itself for an id that carries none. Readers add the two (queue/job.rs, summaries.lua).
--- A number, as redis.call and a reply take it (%.14g: exact for these integers).
+-- The value is a number; callers send it to Redis as %d text (see enqueue.lua).
 local function created_field(id, now)
   local carried = id_ms(id)
   if carried then return 'C', now - carried end
