@@ -64,17 +64,15 @@ for i, due in ipairs(dues) do
     -- is written only when it differs from created_at, and args only when not {} (which absent
     -- means).
     local cf, cv = created_field(id, now)
-    -- Numbers as text (%d): passed as numbers, redis.call would format them with %.17g, glibc's
-    -- slow float path.
     fields[2], fields[4], fields[6] = kind, queue, max_attempts
-    fields[7], fields[8], fields[10] = cf, string.format('%d', cv), status
+    fields[7], fields[8], fields[10] = cf, int_text(cv), status
     local n = 10
     if args ~= '{}' then
       fields[11], fields[12] = 'a', args
       n = 12
     end
     if due > now then
-      fields[n + 1], fields[n + 2] = 'r', string.format('%d', due)
+      fields[n + 1], fields[n + 2] = 'r', int_text(due)
       n = n + 2
     end
     if timeout_ms ~= '' then
@@ -95,7 +93,7 @@ for i, due in ipairs(dues) do
       listed[queue] = true
     end
     if status == 'scheduled' then
-      redis.call('ZADD', KEYS[1], string.format('%d', due), id)
+      redis.call('ZADD', KEYS[1], int_text(due), id)
     else
       wake(base, queue, redis.call('LPUSH', queue_key(base, queue), id))
     end

@@ -87,15 +87,11 @@ for i = 1, count do
     -- table for every job's fields, written over: unpack takes the first n.
     local cf, cv = created_field(id, now)
     fields[1], fields[2], fields[3], fields[4] = 'k', ARGV[a + 1], 'q', queue
-    -- Numbers as text (%d): passed as numbers, redis.call would format them with %.17g, glibc's
-    -- slow float path.
-    fields[5], fields[6], fields[7], fields[8] = 'm', ARGV[a + 4], cf, string.format('%d', cv)
+    fields[5], fields[6], fields[7], fields[8] = 'm', ARGV[a + 4], cf, int_text(cv)
     fields[9], fields[10] = 's', status
     local n = 10
     if ARGV[a + 3] ~= '{}' then fields[n + 1], fields[n + 2], n = 'a', ARGV[a + 3], n + 2 end
-    if status == 'scheduled' then
-      fields[n + 1], fields[n + 2], n = 'r', string.format('%d', due), n + 2
-    end
+    if status == 'scheduled' then fields[n + 1], fields[n + 2], n = 'r', int_text(due), n + 2 end
     if ARGV[a + 5] ~= '' then fields[n + 1], fields[n + 2], n = 'T', ARGV[a + 5], n + 2 end
     local fp = fps[i]
     if fp then
@@ -108,7 +104,7 @@ for i = 1, count do
     local jk = job_key(base, id)
     if status == 'scheduled' then
       redis.call('HSET', jk, unpack(fields, 1, n))
-      redis.call('ZADD', KEYS[1], string.format('%d', due), id)
+      redis.call('ZADD', KEYS[1], int_text(due), id)
     else
       fields[n + 1], fields[n + 2], n = 'e', now_s, n + 2
       redis.call('HSET', jk, unpack(fields, 1, n))

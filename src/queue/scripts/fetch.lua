@@ -45,11 +45,9 @@ while found < want and budget > 0 and not exhausted do
       local v = redis.call('HMGET', jk, unpack(wanted))
       if not v[1] and upgrade(jk) then v = redis.call('HMGET', jk, unpack(wanted)) end
       if v[1] == 'queued' then
-        -- As text: a number passed to redis.call is formatted with %.17g (joined to a string,
-        -- %.14g), glibc's slow float path (~4% of Redis's time in a drain); most jobs are first
-        -- attempts.
+        -- As text (see int_text); most jobs are first attempts.
         local attempt = '1'
-        if v[2] then attempt = string.format('%d', (tonumber(v[2]) or 0) + 1) end
+        if v[2] then attempt = int_text((tonumber(v[2]) or 0) + 1) end
         local lease = process .. ':' .. attempt
         -- 'e' (when it became ready) stays until the attempt's outcome is written: one call less
         -- per job here, and no reader shows it for a job that is not waiting.

@@ -35,10 +35,8 @@ local function summary(id)
   f[1] = id
   -- Times kept as offsets (see created_field, ack_jobs) are made whole; an absent attempts
   -- count is 0, an absent run_at is created_at.
-  if not f[7] and f[13] then f[7] = string.format('%d', id_ms(id) + tonumber(f[13])) end
-  if not f[10] and f[14] and f[9] then
-    f[10] = string.format('%d', tonumber(f[9]) + tonumber(f[14]))
-  end
+  if not f[7] and f[13] then f[7] = int_text(id_ms(id) + tonumber(f[13])) end
+  if not f[10] and f[14] and f[9] then f[10] = int_text(tonumber(f[9]) + tonumber(f[14])) end
   f[13], f[14] = nil, nil
   f[5] = f[5] or '0'
   f[8] = f[8] or f[7]
