@@ -14,11 +14,12 @@
 
 mod procs;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use procs::{App, Redis, cpu_seconds, onedyno_binary, peak_rss_kib, sleeps};
+use procs::{App, Redis, cpu_by_thread, cpu_seconds, onedyno_binary, peak_rss_kib, sleeps};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
@@ -86,11 +87,13 @@ fn batch(n: usize) -> Value {
     Value::Array(vec![json!({"kind": "noop"}); n])
 }
 
-/// CPU of Redis and of a process over a measured stretch, per job, in µs, the scripts Redis ran
-/// per job, and how often each went to sleep per job (see [`sleeps`]).
+/// CPU of Redis and of a process over a measured stretch, per job, in µs, the process's split by
+/// thread, the scripts Redis ran per job, and how often each went to sleep per job (see
+/// [`sleeps`]).
 struct Cpu {
     redis: f64,
     app: f64,
+    threads: BTreeMap<String, f64>,
     scripts: f64,
     redis_sleeps: u64,
     app_sleeps: u64,
@@ -102,6 +105,7 @@ impl Cpu {
         Cpu {
             redis: cpu_seconds(redis.pid()),
             app: cpu_seconds(pid),
+            threads: cpu_by_thread(pid),
             scripts: redis.script_calls(),
             redis_sleeps: sleeps(redis.pid()),
             app_sleeps: sleeps(pid),
@@ -112,10 +116,21 @@ impl Cpu {
     fn per_job(&self, redis: &Redis, jobs: usize) -> String {
         let us = |s: f64| s / jobs as f64 * 1e6;
         let each = |n: u64, since: u64| n.saturating_sub(since) as f64 / jobs as f64;
+        // Threads that used under half a µs per job are left out: the line stays readable.
+        let by_thread: Vec<String> = cpu_by_thread(self.pid)
+            .into_iter()
+            .map(|(name, cpu)| {
+                let before = self.threads.get(&name).copied().unwrap_or(0.0);
+                (name, us(cpu - before))
+            })
+            .filter(|(_, per_job)| *per_job >= 0.5)
+            .map(|(name, per_job)| format!("{name} {per_job:.0}"))
+            .collect();
         format!(
-            "Redis {:.0} µs/job, onedyno {:.0} µs/job, {:.2} script calls/job, sleeps/job Redis {:.2}, onedyno {:.2}",
+            "Redis {:.0} µs/job, onedyno {:.0} µs/job ({}), {:.2} script calls/job, sleeps/job Redis {:.2}, onedyno {:.2}",
             us(cpu_seconds(redis.pid()) - self.redis),
             us(cpu_seconds(self.pid) - self.app),
+            by_thread.join(", "),
             (redis.script_calls() - self.scripts) / jobs as f64,
             each(sleeps(redis.pid()), self.redis_sleeps),
             each(sleeps(self.pid), self.app_sleeps)

@@ -1,5 +1,6 @@
 //! The processes the suite starts and measures: its own `redis-server` and the onedyno binary.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +16,32 @@ pub(crate) fn free_port() -> u16 {
 
 /// CPU seconds (user + system) a process has used, from `/proc/{pid}/stat`.
 pub(crate) fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// CPU seconds so far of each of a process's threads, summed by thread name (tokio's threads of
+/// one runtime share a name), from `/proc/{pid}/task/*`. The process's CPU per job, split this
+/// way, shows which thread carries it: the one that talks to Redis and runs the runners, the job
+/// threads, or the log writer. Threads that exited are not counted.
+pub(crate) fn cpu_by_thread(pid: u32) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        let cpu = stat_cpu_seconds(&path.join("stat"));
+        *by_name.entry(name.trim().to_string()).or_insert(0.0) += cpu;
+    }
+    by_name
+}
+
+/// utime + stime of a `/proc` `stat` file, in seconds.
+fn stat_cpu_seconds(path: &Path) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command (which may hold spaces) start after the last ')'.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
