@@ -38,7 +38,7 @@ struct JobFacts {
 #[derive(Clone)]
 enum StateSink {
     /// Into the job's record, checked against the lease.
-    Lease(Box<Lease>),
+    Lease(Arc<Lease>),
     /// Into memory, for tests.
     Memory(Arc<Mutex<Saved>>),
 }
@@ -55,7 +55,7 @@ pub struct Saved {
 }
 
 impl JobContext {
-    pub(crate) fn new(lease: Lease, cancel: CancellationToken) -> JobContext {
+    pub(crate) fn new(lease: Arc<Lease>, cancel: CancellationToken) -> JobContext {
         let job = lease.job();
         let facts = JobFacts {
             id: job.id.clone(),
@@ -65,7 +65,7 @@ impl JobContext {
         };
         JobContext {
             job: Arc::new(facts),
-            sink: StateSink::Lease(Box::new(lease)),
+            sink: StateSink::Lease(lease),
             cancel,
             limits: None,
         }

@@ -48,6 +48,13 @@ impl SharedLimits {
         if self.registry.limits().is_empty() && self.lock_pauses().is_empty() {
             return Gate::Start(Held::default());
         }
+        // Boxed: the checks' future is large, and every runner's future would carry its size
+        // (the runner's whole future is moved when it is spawned, once per job).
+        Box::pin(self.check_limits(lease, hold, stop)).await
+    }
+
+    /// [`gate`](Self::gate) for a job that may be limited or paused.
+    async fn check_limits(&self, lease: &Lease, hold: Duration, stop: &CancellationToken) -> Gate {
         let job = lease.job();
         let checks = self.checks(&self.registry.limit_keys(&job.kind, &job.args));
         if checks.is_empty() {
@@ -133,6 +140,11 @@ impl SharedLimits {
         if held.keys.is_empty() {
             return;
         }
+        // Boxed, as in `gate`: most jobs hold nothing.
+        Box::pin(self.release_slots(held)).await
+    }
+
+    async fn release_slots(&self, held: Held) {
         for delay in [100, 400, 1600] {
             match self.queue.limit_release(&held.holder, &held.keys).await {
                 Ok(()) => return,

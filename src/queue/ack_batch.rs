@@ -160,8 +160,8 @@ async fn write(queue: &Queue, inflight: &str, acks: &[Pending]) -> Option<Vec<bo
             return None;
         }
     };
-    let applied: Vec<i64> = redis::FromRedisValue::from_redis_value(reply).ok()?;
-    (applied.len() == acks.len()).then(|| applied.into_iter().map(|a| a == 1).collect())
+    let applied: String = redis::FromRedisValue::from_redis_value(reply).ok()?;
+    (applied.len() == acks.len()).then(|| applied.bytes().map(|a| a == b'1').collect())
 }
 
 #[cfg(test)]

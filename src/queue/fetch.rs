@@ -31,8 +31,10 @@ enum FetchReply {
     Jobs(Vec<LeasedJob>, bool, i64),
 }
 
-/// Entries a job takes in `fetch.lua`'s reply.
+/// Fields a job takes in `fetch.lua`'s reply.
 const PER_JOB: usize = 9;
+/// What separates the fields in `fetch.lua`'s reply: a byte no field can hold (see the script).
+const FIELD_SEPARATOR: u8 = 0x1f;
 
 /// One job of `fetch.lua`'s reply, by position: what a runner needs of its record.
 #[derive(Debug, PartialEq)]
@@ -87,8 +89,8 @@ impl LeasedJob {
     }
 }
 
-/// `fetch.lua`: `{'unregistered', 0, {}}`, or `{'ok'|'more', now, jobs}` with the jobs in one flat
-/// list, [`PER_JOB`] entries each.
+/// `fetch.lua`: `{'unregistered', 0, ''}`, or `{'ok'|'more', now, jobs}` with the jobs in one
+/// string, [`PER_JOB`] fields each, separated by [`FIELD_SEPARATOR`], empty where absent.
 impl FromRedisValue for FetchReply {
     fn from_redis_value(v: Value) -> Result<FetchReply, ParsingError> {
         let (tag, [now, jobs]) = tagged(v)?;
@@ -99,31 +101,65 @@ impl FromRedisValue for FetchReply {
             _ => return Err(unexpected(&tag)),
         };
         let now = i64::from_redis_value(now)?;
-        let flat: Vec<Value> = FromRedisValue::from_redis_value(jobs)?;
-        if !flat.len().is_multiple_of(PER_JOB) {
+        let packed = String::from_redis_value(jobs)?;
+        if packed.is_empty() {
+            return Ok(FetchReply::Jobs(Vec::new(), more, now));
+        }
+        let fields = split_fields(&packed);
+        let jobs = fields.chunks_exact(PER_JOB);
+        if !jobs.remainder().is_empty() {
             return Err("a job cut short".into());
         }
-        let mut items = flat.into_iter();
-        let mut found = Vec::with_capacity(items.len() / PER_JOB);
-        while let Some(id) = items.next() {
-            let mut next = || -> Result<Option<String>, ParsingError> {
-                FromRedisValue::from_redis_value(items.next().unwrap_or(Value::Nil))
-            };
-            let attempt = next()?.ok_or("no attempt")?;
-            found.push(LeasedJob {
-                id: String::from_redis_value(id)?,
+        let present = |field: &str| (!field.is_empty()).then(|| field.to_string());
+        let mut found = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let [
+                id,
                 attempt,
-                kind: next()?,
-                queue: next()?,
-                args: next()?,
-                failures: next()?,
-                max_attempts: next()?,
-                timeout_ms: next()?,
-                checkpoint: next()?,
+                kind,
+                queue,
+                args,
+                failures,
+                max_attempts,
+                timeout_ms,
+                checkpoint,
+            ] = job
+            else {
+                unreachable!("chunks of PER_JOB fields");
+            };
+            if id.is_empty() || attempt.is_empty() {
+                return Err("a job without its id or attempt".into());
+            }
+            found.push(LeasedJob {
+                id: id.to_string(),
+                attempt: attempt.to_string(),
+                kind: present(kind),
+                queue: present(queue),
+                args: present(args),
+                failures: present(failures),
+                max_attempts: present(max_attempts),
+                timeout_ms: present(timeout_ms),
+                checkpoint: present(checkpoint),
             });
         }
         Ok(FetchReply::Jobs(found, more, now))
     }
+}
+
+/// The fields of a packed reply, empty ones included. By byte: `str::split` with a char was
+/// several times the cost (it searched for the char anew at every field). The separator is
+/// ASCII, so each piece starts and ends on a character boundary.
+fn split_fields(packed: &str) -> Vec<&str> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    for (at, byte) in packed.bytes().enumerate() {
+        if byte == FIELD_SEPARATOR {
+            fields.push(&packed[start..at]);
+            start = at + 1;
+        }
+    }
+    fields.push(&packed[start..]);
+    fields
 }
 
 impl Queue {
@@ -244,17 +280,25 @@ mod tests {
     use super::super::reply::build::{arr, s};
     use super::*;
 
-    fn entry(text: Option<&str>) -> Value {
-        text.map_or(Value::Nil, s)
+    /// A reply's jobs as fetch.lua packs them: absent fields empty, all joined by the separator.
+    fn packed(fields: &[Option<&str>]) -> Value {
+        let fields: Vec<&str> = fields.iter().map(|f| f.unwrap_or("")).collect();
+        s(&fields.join(&char::from(FIELD_SEPARATOR).to_string()))
+    }
+
+    fn reply(tag: &str, fields: &[Option<&str>]) -> Result<FetchReply, QueueError> {
+        parse("fetch", arr(vec![s(tag), Value::Int(7), packed(fields)]))
+    }
+
+    #[test]
+    fn packed_fields_split_at_every_separator_and_keep_empty_ones() {
+        assert_eq!(split_fields("a\u{1f}\u{1f}é☃\u{1f}"), ["a", "", "é☃", ""]);
+        assert_eq!(split_fields("x"), ["x"]);
     }
 
     #[test]
     fn fetch_replies_read_as_unregistered_or_jobs() {
-        let r: FetchReply = parse(
-            "fetch",
-            arr(vec![s("unregistered"), Value::Int(0), arr(vec![])]),
-        )
-        .unwrap();
+        let r = reply("unregistered", &[]).unwrap();
         assert!(matches!(r, FetchReply::Unregistered));
         let full = [
             Some("a"),
@@ -270,15 +314,8 @@ mod tests {
         let bare = [Some("b"), Some("1"), Some("noop"), Some("default")]
             .into_iter()
             .chain([None; 5]);
-        let mut flat: Vec<Value> = full.into_iter().chain(bare).map(entry).collect();
-        // Lua's numbers come as integers.
-        flat[1] = Value::Int(2);
-        let r: FetchReply = parse(
-            "fetch",
-            arr(vec![s("ok"), Value::Int(7), arr(flat.clone())]),
-        )
-        .unwrap();
-        let FetchReply::Jobs(jobs, false, 7) = r else {
+        let both: Vec<Option<&str>> = full.into_iter().chain(bare).collect();
+        let FetchReply::Jobs(jobs, false, 7) = reply("ok", &both).unwrap() else {
             panic!("not two jobs");
         };
         let [a, b]: [LeasedJob; 2] = jobs.try_into().expect("two jobs");
@@ -299,16 +336,13 @@ mod tests {
         assert_eq!((b.attempts, b.failures, b.max_attempts), (1, 0, 1));
         assert_eq!((b.timeout, b.checkpoint), (None, None));
 
-        let r: FetchReply =
-            parse("fetch", arr(vec![s("more"), Value::Int(7), arr(vec![])])).unwrap();
+        let r = reply("more", &[]).unwrap();
         assert!(matches!(r, FetchReply::Jobs(jobs, true, 7) if jobs.is_empty()));
-        let cut = parse::<FetchReply>(
-            "fetch",
-            arr(vec![s("ok"), Value::Int(7), arr(flat[..12].to_vec())]),
-        );
-        assert!(cut.is_err());
-        let e =
-            parse::<FetchReply>("fetch", arr(vec![s("busy"), Value::Int(7), arr(vec![])])).err();
+        assert!(reply("ok", &both[..12]).is_err(), "a job cut short");
+        let mut no_id = both.clone();
+        no_id[9] = None;
+        assert!(reply("ok", &no_id).is_err(), "a job without its id");
+        let e = reply("busy", &[]).err();
         assert!(
             matches!(
                 e,
@@ -320,20 +354,16 @@ mod tests {
             "{e:?}"
         );
         // A record without its kind, or with args that are not JSON, is unreadable.
-        let mut no_kind = flat[9..].to_vec();
-        no_kind[2] = Value::Nil;
-        let r: FetchReply =
-            parse("fetch", arr(vec![s("ok"), Value::Int(7), arr(no_kind)])).unwrap();
-        let FetchReply::Jobs(mut jobs, ..) = r else {
+        let mut no_kind = both[9..].to_vec();
+        no_kind[2] = None;
+        let FetchReply::Jobs(mut jobs, ..) = reply("ok", &no_kind).unwrap() else {
             panic!()
         };
         assert!(jobs.pop().unwrap().record("p1:1".into(), 7).is_err());
         // An attempt that is no count fails its own job, not the reply.
-        let mut bad_attempt = flat[9..].to_vec();
-        bad_attempt[1] = s("many");
-        let r: FetchReply =
-            parse("fetch", arr(vec![s("ok"), Value::Int(7), arr(bad_attempt)])).unwrap();
-        let FetchReply::Jobs(mut jobs, ..) = r else {
+        let mut bad_attempt = both[9..].to_vec();
+        bad_attempt[1] = Some("many");
+        let FetchReply::Jobs(mut jobs, ..) = reply("ok", &bad_attempt).unwrap() else {
             panic!()
         };
         let job = jobs.pop().unwrap();

@@ -156,6 +156,14 @@ impl Lease {
         {
             return Ok(applied);
         }
+        // Boxed: only while the batcher is not running; its future would add its size to every
+        // runner's.
+        Box::pin(self.ack_alone(result)).await
+    }
+
+    /// [`ack`](Self::ack) in a call of its own.
+    async fn ack_alone(&self, result: &str) -> Result<bool, QueueError> {
+        let q = &self.queue;
         let mut conn = q.redis.connection()?;
         let shard = q.keys.for_job(&self.job.id);
         let applied: i64 = scripts::ACK

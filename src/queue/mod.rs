@@ -184,9 +184,13 @@ pub struct Retention {
     pub dead_max: u64,
 }
 
-/// The job queue in Redis.
+/// The job queue in Redis. Cheap to clone (one reference count): every fetched job's lease
+/// carries one.
 #[derive(Clone)]
-pub struct Queue {
+pub struct Queue(Arc<QueueParts>);
+
+/// What a [`Queue`] shares among its clones.
+pub struct QueueParts {
     redis: RedisHandle,
     keys: Keys,
     retention: Arc<Retention>,
@@ -200,6 +204,14 @@ pub struct Queue {
     bulk_room: Arc<tokio::sync::Semaphore>,
 }
 
+impl std::ops::Deref for Queue {
+    type Target = QueueParts;
+
+    fn deref(&self) -> &QueueParts {
+        &self.0
+    }
+}
+
 /// A duration as the whole milliseconds scripts take.
 fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
@@ -208,7 +220,7 @@ fn ms(d: Duration) -> u64 {
 impl Queue {
     /// A queue in `redis` under `prefix`.
     pub fn new(redis: RedisHandle, prefix: &str, retention: Retention) -> Queue {
-        Queue {
+        Queue(Arc::new(QueueParts {
             redis,
             keys: Keys::new(prefix),
             retention: Arc::new(retention),
@@ -216,7 +228,7 @@ impl Queue {
             enqueues: Default::default(),
             shards: Default::default(),
             bulk_room: Queue::new_bulk_room(),
-        }
+        }))
     }
 
     /// Starts the tasks that carry coalesced enqueues and acks to Redis (`enqueue_batch.rs`,

@@ -174,12 +174,24 @@ pub(super) fn push_value(line: &mut String, value: &str) {
     let _ = write_value(line, value);
 }
 
+/// Whether `value` must be quoted: empty, or holding whitespace, a quote, `=` or a control
+/// character.
+fn needs_quotes(value: &str) -> bool {
+    if value.is_ascii() {
+        // By byte (ids, names and numbers are ASCII): decoding chars cost more than the rest of
+        // writing the value. Up to the space are the controls and ASCII's whitespace.
+        return value.is_empty()
+            || value
+                .bytes()
+                .any(|b| b <= b' ' || b == b'"' || b == b'=' || b == 0x7f);
+    }
+    value
+        .chars()
+        .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control())
+}
+
 fn write_value(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    let needs_quotes = value.is_empty()
-        || value
-            .chars()
-            .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control());
-    if !needs_quotes {
+    if !needs_quotes(value) {
         return out.write_str(value);
     }
     out.write_char('"')?;
@@ -216,6 +228,13 @@ mod tests {
         assert_eq!(value("two words"), "\"two words\"");
         assert_eq!(value("a=b"), "\"a=b\"");
         assert_eq!(value("say \"hi\"\nbye"), "\"say \\\"hi\\\"\\nbye\"");
+        // ASCII is checked by byte, the rest by char: the same verdicts either way.
+        assert_eq!(value("tab\there"), "\"tab\\there\"");
+        assert_eq!(value("del\u{7f}"), "\"del\\u{7f}\"");
+        assert_eq!(value("vt\u{b}"), "\"vt\\u{b}\"");
+        assert_eq!(value("café"), "café");
+        assert_eq!(value("no\u{a0}break"), "\"no\u{a0}break\"");
+        assert_eq!(value("é=1"), "\"é=1\"");
     }
 
     fn logfmt_lines(emit: impl FnOnce()) -> String {

@@ -3,13 +3,17 @@
 -- a job is always either in a queue or in exactly one in-flight list.
 -- KEYS[1] this process's in-flight list  KEYS[2] this process's heartbeat key
 -- ARGV[1] base  ARGV[2] process id  ARGV[3] most jobs to take  ARGV[4..] queue names, in order
--- Returns {'unregistered', 0, {}} when the heartbeat is missing (the process must register first,
+-- Returns {'unregistered', 0, ''} when the heartbeat is missing (the process must register first,
 -- or a reaper could not tell its in-flight list from a dead one), else {'ok', now, jobs}, or
 -- {'more', now, jobs} when it stopped at its budget with ids still to look at; now is the jobs'
--- start (ms). The jobs are one flat list, 9 entries a job, by position: id, attempt, then kind,
--- queue, args, failures, max_attempts, timeout ms and checkpoint, each nil when absent. That is
--- what a runner needs (no result, no errors); its lease is process .. ':' .. attempt. No names,
--- nothing the caller knows already, and one list for all: a table per job would be garbage.
+-- start (ms). The jobs are one string, 9 fields a job joined by the byte 31 (the unit separator),
+-- by position: id, attempt, then kind, queue, args, failures, max_attempts, timeout ms and
+-- checkpoint, each empty when absent. That is what a runner needs (no result, no errors); its
+-- lease is process .. ':' .. attempt. No names, nothing the caller knows already, and one string
+-- for all: a reply entry per field cost the caller more to read than the rest of a job's
+-- bookkeeping (RESP is parsed entry by entry). The byte cannot occur in a field: ids and names
+-- are made of letters, digits and '-_.:', numbers are digits, and JSON text escapes control
+-- characters (queue/fetch.rs splits on it).
 --
 -- Cost: ids leave a queue by one RPOP of many and enter the in-flight list by one LPUSH of many;
 -- each job then costs one HMGET and one HSET (this script runs once per batch, so a
@@ -18,7 +22,7 @@ local base, process, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local queues = {}
 for i = 4, #ARGV do queues[#queues + 1] = ARGV[i] end
 if not want or want < 1 then error('bad fetch arguments') end
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', 0, {}} end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'unregistered', 0, ''} end
 -- As text once: a number passed to redis.call is formatted anew at every call.
 local now = now_ms()
 local now_s = tostring(now)
@@ -55,8 +59,8 @@ while found < want and budget > 0 and not exhausted do
         local at = #jobs
         jobs[at + 1] = id
         jobs[at + 2] = attempt
-        -- v[3..9]: kind to checkpoint, false (nil in the reply) where absent.
-        for i = 3, 9 do jobs[at + i] = v[i] end
+        -- v[3..9]: kind to checkpoint, false where absent (empty in the reply).
+        for i = 3, 9 do jobs[at + i] = v[i] or '' end
         found = found + 1
         taken[#taken + 1] = id
       else
@@ -69,5 +73,6 @@ while found < want and budget > 0 and not exhausted do
 end
 -- In the order LMOVE one by one would leave them: the oldest job deepest in the list.
 if #taken > 0 then redis.call('LPUSH', KEYS[1], unpack(taken)) end
-if budget <= 0 and found < want then return {'more', now, jobs} end
-return {'ok', now, jobs}
+local packed = table.concat(jobs, '\31')
+if budget <= 0 and found < want then return {'more', now, packed} end
+return {'ok', now, packed}
