@@ -254,7 +254,9 @@ async fn fetch(
         Fetched::Jobs(leases) | Fetched::More(leases) => {
             let filled = leases.len() >= slots.len();
             for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
-                tokio::spawn(runner::run(worker.clone(), lease, permit));
+                // Behind an Arc, the lease is not copied with the runner's future as it is
+                // spawned, and the job's context shares it.
+                tokio::spawn(runner::run(worker.clone(), Arc::new(lease), permit));
             }
             Ok(Fetch::Started { filled })
         }

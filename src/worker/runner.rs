@@ -78,10 +78,8 @@ impl Written {
 /// Runs `lease`'s job and writes its outcome. The job's slot (`permit`) is held until the
 /// handler is done, and a place among the outcomes being written from then until the outcome is
 /// written. Everything the attempt logs, the handler included, is inside its `job` span.
-pub(super) async fn run(worker: Arc<Worker>, lease: Lease, permit: OwnedSemaphorePermit) {
+pub(super) async fn run(worker: Arc<Worker>, lease: Arc<Lease>, permit: OwnedSemaphorePermit) {
     let mut permit = Some(permit);
-    // Shared with the job's context, not copied into it.
-    let lease = Arc::new(lease);
     let job = lease.job();
     // Strings as `&str`, not `%`: recorded as they are rather than through `fmt` (about a
     // tenth of the runner's work per job went to formatting this span's fields).
