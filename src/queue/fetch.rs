@@ -125,7 +125,7 @@ impl FromRedisValue for FetchReply {
                 checkpoint,
             ] = job
             else {
-                unreachable!("chunks of PER_JOB fields");
+                return Err("a job cut short".into());
             };
             if id.is_empty() || attempt.is_empty() {
                 return Err("a job without its id or attempt".into());

@@ -156,8 +156,8 @@ impl Lease {
         {
             return Ok(applied);
         }
-        // Boxed: only while the batcher is not running; its future would add its size to every
-        // runner's.
+        // Boxed: taken only when the batch call failed, its reply did not fit, or the batcher's
+        // queue was full; its future would add its size to every runner's.
         Box::pin(self.ack_alone(result)).await
     }
 

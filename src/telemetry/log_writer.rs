@@ -7,14 +7,14 @@
 //! has gathered: it is woken once per batch, not per line, and sleeps while nothing is logged.
 //!
 //! A line of a quiet process is out as soon as the writer thread wakes; while lines come often
-//! (within a millisecond of the last write), they are about a millisecond late ([`GATHER`]) while
-//! stdout keeps up.
+//! (within a millisecond of the last write), they are at most about a millisecond late
+//! ([`GATHER`]) while stdout keeps up.
 //! What is still in the buffer when the process is killed (SIGKILL, out of memory) is lost;
 //! [`flush`] writes it out on every exit this process takes itself, and after a panic is logged.
 
 use std::io::Write;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -92,13 +92,15 @@ impl Batches {
         batch.iter().filter(|&&b| b == b'\n').count()
     }
 
-    /// The writer thread: waits for a first line and writes it at once, so a quiet process's
-    /// line is out about as soon as a direct write would have put it there. Then, as long as
-    /// lines keep coming, it writes what gathered every [`GATHER`]: lines that come one at a
-    /// time but often (a worker with one slot logs a line every few hundred µs) cost a wake-up
-    /// a millisecond, not one a line (0.8 wake-ups and 9 µs of this thread's CPU per job there,
-    /// when each line woke it).
+    /// The writer thread: waits for a line. One that comes after a quiet moment is written at
+    /// once, about as soon as a direct write would have put it there, and so is each line of a
+    /// process that logs less often than every [`GATHER`]. One that comes within [`GATHER`] of
+    /// the last write means lines come often: from then on what gathered is written every
+    /// [`GATHER`], until a look finds nothing. Lines that come one at a time but often (a worker
+    /// with one slot logs a line every few hundred µs) so cost a wake-up a millisecond, not one a
+    /// line (0.8 wake-ups and 9 µs of this thread's CPU per job there, when each line woke it).
     fn run(&self) {
+        let mut last_write: Option<Instant> = None;
         loop {
             let mut pending = lock(&self.pending);
             while pending.is_empty() {
@@ -108,9 +110,17 @@ impl Batches {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
             drop(pending);
-            while self.write_out() > 0 {
-                std::thread::sleep(self.gather);
+            if last_write.is_some_and(|at| at.elapsed() < self.gather) {
+                loop {
+                    std::thread::sleep(self.gather);
+                    if self.write_out() == 0 {
+                        break;
+                    }
+                }
+            } else {
+                self.write_out();
             }
+            last_write = Some(Instant::now());
         }
     }
 }
@@ -192,7 +202,6 @@ impl Write for LineWriter {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Instant;
 
     use super::*;
 
@@ -247,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn a_first_line_goes_at_once_and_lines_that_follow_while_it_is_written_go_together() {
+    fn a_first_line_goes_at_once_and_lines_that_follow_soon_go_together() {
         let written = Written::default();
         // A long gather, so the lines below come well within it on a loaded machine too.
         let batches: &'static Batches = Box::leak(Box::new(Batches::gathering(

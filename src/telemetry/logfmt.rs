@@ -222,19 +222,24 @@ mod tests {
 
     #[test]
     fn plain_values_stay_bare_and_others_are_quoted() {
-        assert_eq!(value("succeeded"), "succeeded");
-        assert_eq!(value("0190-ab:c/d"), "0190-ab:c/d");
-        assert_eq!(value(""), "\"\"");
-        assert_eq!(value("two words"), "\"two words\"");
-        assert_eq!(value("a=b"), "\"a=b\"");
-        assert_eq!(value("say \"hi\"\nbye"), "\"say \\\"hi\\\"\\nbye\"");
         // ASCII is checked by byte, the rest by char: the same verdicts either way.
-        assert_eq!(value("tab\there"), "\"tab\\there\"");
-        assert_eq!(value("del\u{7f}"), "\"del\\u{7f}\"");
-        assert_eq!(value("vt\u{b}"), "\"vt\\u{b}\"");
-        assert_eq!(value("café"), "café");
-        assert_eq!(value("no\u{a0}break"), "\"no\u{a0}break\"");
-        assert_eq!(value("é=1"), "\"é=1\"");
+        let cases = [
+            ("succeeded", "succeeded"),
+            ("0190-ab:c/d", "0190-ab:c/d"),
+            ("", "\"\""),
+            ("two words", "\"two words\""),
+            ("a=b", "\"a=b\""),
+            ("say \"hi\"\nbye", "\"say \\\"hi\\\"\\nbye\""),
+            ("tab\there", "\"tab\\there\""),
+            ("del\u{7f}", "\"del\\u{7f}\""),
+            ("vt\u{b}", "\"vt\\u{b}\""),
+            ("café", "café"),
+            ("no\u{a0}break", "\"no\u{a0}break\""),
+            ("é=1", "\"é=1\""),
+        ];
+        for (raw, written) in cases {
+            assert_eq!(value(raw), written, "{raw:?}");
+        }
     }
 
     fn logfmt_lines(emit: impl FnOnce()) -> String {
