@@ -81,8 +81,8 @@ impl Written {
 pub(super) async fn run(worker: Arc<Worker>, lease: Arc<Lease>, permit: OwnedSemaphorePermit) {
     let mut permit = Some(permit);
     let job = lease.job();
-    // Strings as `&str`, not `%`: recorded as they are rather than through `fmt` (about a
-    // tenth of the runner's work per job went to formatting this span's fields).
+    // Strings as `&str`, not `%`: recorded as they are rather than through `fmt`, which was 7%
+    // of the instructions of the thread that runs the runners (callgrind, a drain).
     let span = tracing::info_span!(
         "job",
         job_id = job.id.as_str(),
