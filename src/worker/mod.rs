@@ -8,6 +8,7 @@
 mod backoff;
 mod fetch_pace;
 mod heartbeat;
+mod outcome;
 mod priority;
 mod queue_policy;
 mod runner;
