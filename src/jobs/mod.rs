@@ -51,5 +51,6 @@ pub fn registry(config: &crate::config::Config) -> Result<Registry, RegistryErro
     }
     email::register(&mut registry, &config.mail)?;
     registry.apply_limits(&config.limits);
+    registry.check_names()?;
     Ok(registry)
 }

@@ -227,6 +227,24 @@ impl Registry {
     pub fn kinds(&self) -> Vec<&str> {
         self.kinds.keys().map(String::as_str).collect()
     }
+
+    /// Refuses an empty kind name or one holding a control character, before anything runs.
+    /// A fetch hands a batch's fields to the worker joined by a control character (see
+    /// `queue/fetch.rs`): a job of such a kind would make every fetch that took it unreadable,
+    /// and would sit in its queue's way until deleted.
+    pub fn check_names(&self) -> Result<(), RegistryError> {
+        match self
+            .kinds
+            .keys()
+            .find(|kind| kind.is_empty() || kind.chars().any(char::is_control))
+        {
+            Some(kind) => Err(RegistryError::Setup {
+                kind: kind.clone(),
+                reason: "a kind's name must not be empty or hold control characters".into(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +255,25 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> crate::config::Config {
         let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         crate::config::Config::from_vars(vars).unwrap()
+    }
+
+    #[test]
+    fn kind_names_with_control_characters_are_refused() {
+        let mut registry = Registry::new();
+        registry
+            .register("images.resize-v2", noop_handler())
+            .unwrap();
+        assert!(registry.check_names().is_ok());
+        registry.register("bad\u{1f}kind", noop_handler()).unwrap();
+        let err = registry.check_names().unwrap_err().to_string();
+        assert!(err.contains("control characters"), "{err}");
+        let mut empty = Registry::new();
+        empty.register("", noop_handler()).unwrap();
+        assert!(empty.check_names().is_err());
+    }
+
+    fn noop_handler() -> super::super::noop::Noop {
+        super::super::noop::Noop
     }
 
     #[test]

@@ -12,8 +12,9 @@
 -- lease is process .. ':' .. attempt. No names, nothing the caller knows already, and one string
 -- for all: a reply entry per field cost the caller more to read than the rest of a job's
 -- bookkeeping (RESP is parsed entry by entry). The byte cannot occur in a field: ids and queue
--- names are made of letters, digits and '-_.:', kinds are names the app's own code registers,
--- numbers are digits, and JSON text escapes control characters (queue/fetch.rs splits on it).
+-- names are made of letters, digits and '-_.:', a kind is a registered name (which holds no
+-- control character: Registry::check_names), numbers are digits, and JSON text escapes control
+-- characters (queue/fetch.rs splits on it).
 --
 -- Cost: ids leave a queue by one RPOP of many and enter the in-flight list by one LPUSH of many;
 -- each job then costs one HMGET and one HSET (this script runs once per batch, so a
