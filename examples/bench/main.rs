@@ -184,29 +184,10 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     );
     wait_drained(redis);
     drop((warm, web));
-    redis.flush();
+    let (queued, finished) = bytes_per_job(binary, redis);
+    println!("Redis bytes per job (10k noop)      queued {queued:.0} B, finished {finished:.0} B");
     let web = App::start(binary, redis, &[("WORKER_CONCURRENCY", "0")]);
     web.wait_healthy();
-    // One job first, so the queue's list, the known-queues set and the scripts already exist.
-    post_all(&web, |_| json!({"kind": "noop"}), 1, 1);
-    let base = redis.data_bytes();
-    // 10,000 jobs: JOB_RETENTION_MAX's default, so every finished one is still kept.
-    post_all(&web, |_| batch(1000), 10, 1);
-    let queued = redis.data_bytes();
-    let worker = App::start(
-        binary,
-        redis,
-        &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")],
-    );
-    wait_drained(redis);
-    std::thread::sleep(Duration::from_millis(300));
-    let finished = redis.data_bytes();
-    drop(worker);
-    println!(
-        "Redis bytes per job (10k noop)      queued {:.0} B, finished {:.0} B",
-        (queued - base) / 10_000.0,
-        (finished - base) / 10_000.0
-    );
     redis.flush();
     post_all(&web, |_| batch(1000), (jobs / 1000).max(1), 2);
     let total = (jobs / 1000).max(1) * 1000;
@@ -233,6 +214,46 @@ fn memory_and_drain(binary: &std::path::Path, redis: &Redis, jobs: usize) {
     );
     drop(worker);
     drain_one_slot(binary, redis, jobs);
+}
+
+/// Redis's bytes per `noop` job, queued and finished: `INFO memory`'s data bytes (see
+/// [`Redis::data_bytes`]) before and after 10,000 jobs, 10,000 being `JOB_RETENTION_MAX`'s
+/// default, so every finished one is still kept. Each figure's "before" has the processes that
+/// write the "after" already connected and one job through: what a connected process costs Redis
+/// (its connections' structures, its subscription, the queue's list and the known-queues set) is
+/// a cost per process, not per job. Counted from a worker's start instead, it added 100-300 KB,
+/// 10-30 B a job, and moved with the moment of the reading.
+fn bytes_per_job(binary: &std::path::Path, redis: &Redis) -> (f64, f64) {
+    const JOBS: usize = 10_000;
+    redis.flush();
+    let web = App::start(binary, redis, &[("WORKER_CONCURRENCY", "0")]);
+    web.wait_healthy();
+    post_all(&web, |_| json!({"kind": "noop"}), 1, 1);
+    let before = redis.data_bytes();
+    post_all(&web, |_| batch(1000), JOBS / 1000, 1);
+    let queued = (redis.data_bytes() - before) / JOBS as f64;
+    drop(web);
+
+    redis.flush();
+    let web = App::start(binary, redis, &[("WORKER_CONCURRENCY", "0")]);
+    web.wait_healthy();
+    let worker = App::start(
+        binary,
+        redis,
+        &[("ROLE", "worker"), ("WORKER_CONCURRENCY", "50")],
+    );
+    post_all(&web, |_| json!({"kind": "noop"}), 1, 1);
+    wait_drained(redis);
+    // Past the worker's first heartbeat and idle poll, which write their keys once.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = redis.data_bytes();
+    post_all(&web, |_| batch(1000), JOBS / 1000, 1);
+    wait_drained(redis);
+    std::thread::sleep(Duration::from_millis(300));
+    let finished = (redis.data_bytes() - before) / JOBS as f64;
+    drop((worker, web));
+    redis.flush();
+    (queued, finished)
 }
 
 /// A drain with one slot: every job waits for the one before, so this measures the round trip
