@@ -1,6 +1,8 @@
 //! Fetching: leasing ready jobs to a process, one `fetch.lua` call per shard of the queues it
 //! works (see `shards.rs` for the shards it skips while they are empty).
 
+use std::sync::Arc;
+
 use redis::{FromRedisValue, ParsingError, Value};
 
 use super::error::QueueError;
@@ -16,11 +18,13 @@ use super::{Queue, scripts};
 pub enum Fetched {
     /// This process has no live heartbeat; it must register before it may fetch.
     Unregistered,
-    /// The jobs now leased to this process (possibly none).
-    Jobs(Vec<Lease>),
+    /// The jobs now leased to this process (possibly none), each behind an `Arc` from the
+    /// start: a runner and its job's context share it, and a lease (half a KB) is not copied as
+    /// it passes from the reply to the runner.
+    Jobs(Vec<Arc<Lease>>),
     /// The fetch skipped so many ids of jobs no longer waiting that it stopped early: fetch
     /// again at once (no wake-up would come for the ids behind them).
-    More(Vec<Lease>),
+    More(Vec<Arc<Lease>>),
 }
 
 /// `fetch.lua`'s reply, before the records are read one by one.
@@ -152,11 +156,10 @@ impl FromRedisValue for FetchReply {
 fn split_fields(packed: &str) -> Vec<&str> {
     let mut fields = Vec::new();
     let mut start = 0;
-    for (at, byte) in packed.bytes().enumerate() {
-        if byte == FIELD_SEPARATOR {
-            fields.push(&packed[start..at]);
-            start = at + 1;
-        }
+    // memchr looks at many bytes an instruction; a loop by byte was 2% of the fetching thread's.
+    for at in memchr::memchr_iter(FIELD_SEPARATOR, packed.as_bytes()) {
+        fields.push(&packed[start..at]);
+        start = at + 1;
     }
     fields.push(&packed[start..]);
     fields
@@ -258,7 +261,12 @@ impl Queue {
                     continue;
                 }
             };
-            leases.push(Lease::new(job, token, inflight.clone(), self.clone()));
+            leases.push(Arc::new(Lease::new(
+                job,
+                token,
+                inflight.clone(),
+                self.clone(),
+            )));
         }
         Ok(ShardFetch::Jobs(leases, taken, more))
     }
@@ -270,7 +278,7 @@ enum ShardFetch {
     Unregistered,
     /// Its jobs, how many the script took (an unreadable one is not among the jobs), and
     /// whether the call stopped at its budget with ids still to look at.
-    Jobs(Vec<Lease>, usize, bool),
+    Jobs(Vec<Arc<Lease>>, usize, bool),
 }
 
 #[cfg(test)]

@@ -177,18 +177,42 @@ pub(super) fn push_value(line: &mut String, value: &str) {
 /// Whether `value` must be quoted: empty, or holding whitespace, a quote, `=` or a control
 /// character.
 fn needs_quotes(value: &str) -> bool {
-    if value.is_ascii() {
-        // By byte (ids, names and numbers are ASCII): decoding chars cost more than the rest of
-        // writing the value. Up to the space are the controls and ASCII's whitespace.
-        return value.is_empty()
-            || value
-                .bytes()
-                .any(|b| b <= b' ' || b == b'"' || b == b'=' || b == 0x7f);
+    // By byte, through a table and with no branch per byte (ids, names and numbers are ASCII):
+    // decoding chars, or four comparisons a byte, cost more than the rest of writing the value.
+    let seen = value
+        .bytes()
+        .fold(0, |seen, b| seen | QUOTE_BYTE[usize::from(b)]);
+    if seen & QUOTED != 0 {
+        return true;
+    }
+    if seen & NON_ASCII == 0 {
+        return value.is_empty();
     }
     value
         .chars()
         .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control())
 }
+
+/// In [`QUOTE_BYTE`]: an ASCII byte that makes a value quoted (the controls, ASCII's whitespace,
+/// which is all at or below the space, `"`, `=` and DEL).
+const QUOTED: u8 = 1;
+/// In [`QUOTE_BYTE`]: a byte of a character beyond ASCII, which the character itself decides.
+const NON_ASCII: u8 = 2;
+const QUOTE_BYTE: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = if b <= 0x20 || b == 0x22 || b == 0x3d || b == 0x7f {
+            QUOTED
+        } else if b >= 0x80 {
+            NON_ASCII
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
 
 fn write_value(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
     if !needs_quotes(value) {
@@ -239,6 +263,20 @@ mod tests {
         ];
         for (raw, written) in cases {
             assert_eq!(value(raw), written, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_byte_table_agrees_with_the_char_rule_for_every_char() {
+        let by_char = |v: &str| {
+            v.is_empty()
+                || v.chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control())
+        };
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            for v in [c.to_string(), format!("é{c}")] {
+                assert_eq!(needs_quotes(&v), by_char(&v), "{v:?}");
+            }
         }
     }
 

@@ -255,9 +255,10 @@ async fn fetch(
         Fetched::Jobs(leases) | Fetched::More(leases) => {
             let filled = leases.len() >= slots.len();
             for (lease, permit) in leases.into_iter().zip(slots.drain(..)) {
-                // Behind an Arc, the lease is not copied with the runner's future as it is
-                // spawned, and the job's context shares it.
-                tokio::spawn(runner::run(worker.clone(), Arc::new(lease), permit));
+                // The future is boxed: tokio moves a task's future by value as it spawns it and
+                // again as it ends it, so a task of the future itself (1.2 KB) cost several
+                // copies of it.
+                tokio::spawn(Box::pin(runner::run(worker.clone(), lease, permit)));
             }
             Ok(Fetch::Started { filled })
         }

@@ -44,14 +44,18 @@ impl JobStop {
     }
 }
 
+/// The running jobs of this process, by id. Ids are made by this app, and the hasher is seeded
+/// per process, so a fast hash does.
+type ById = HashMap<String, Arc<JobStop>, foldhash::fast::RandomState>;
+
 /// The running jobs of this process.
 #[derive(Debug, Default)]
 pub struct RunningJobs {
-    jobs: Mutex<HashMap<String, Arc<JobStop>>>,
+    jobs: Mutex<ById>,
 }
 
 impl RunningJobs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobStop>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ById> {
         self.jobs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -71,11 +75,11 @@ impl RunningJobs {
     /// Forgets a job that ended, unless a newer run of the same job took its place meanwhile.
     pub fn remove(&self, id: &str, stop: &Arc<JobStop>) {
         let mut jobs = self.lock();
-        if jobs
-            .get(id)
-            .is_some_and(|current| Arc::ptr_eq(current, stop))
+        // One lookup in the usual case; a newer run's entry goes back under its own key.
+        if let Some((key, current)) = jobs.remove_entry(id)
+            && !Arc::ptr_eq(&current, stop)
         {
-            jobs.remove(id);
+            jobs.insert(key, current);
         }
     }
 

@@ -3,6 +3,7 @@
 //! how keys are laid out.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use onedyno::queue::{
@@ -30,7 +31,7 @@ pub(crate) struct System {
     clock: redis::Connection,
     pub(crate) queue: Queue,
     /// The lease handles each process was given and has not used yet (stale ones too).
-    pub(crate) leases: [Vec<Lease>; PROCESSES],
+    pub(crate) leases: [Vec<Arc<Lease>>; PROCESSES],
     /// How many steps of each kind ([`label`](super::outcome::label)) agreed with the model.
     pub(crate) tally: std::collections::BTreeMap<String, u64>,
     /// The retention's count bounds.
@@ -165,13 +166,13 @@ impl System {
     }
 
     /// Takes the lease handle a `lease` choice names (see [`pick_handle`]).
-    pub(crate) fn take_lease(&mut self, lease: u8) -> Option<(usize, Lease)> {
+    pub(crate) fn take_lease(&mut self, lease: u8) -> Option<(usize, Arc<Lease>)> {
         let (p, i) = pick_handle(self.leases.iter().map(Vec::len), lease)?;
         Some((p, self.leases[p].remove(i)))
     }
 
     /// Saves progress under `lease`, and gives the handle back to process `p` (last).
-    pub(crate) fn save(&mut self, p: usize, lease: Lease) -> Outcome {
+    pub(crate) fn save(&mut self, p: usize, lease: Arc<Lease>) -> Outcome {
         let saved = self.block(lease.save(StateField::Progress, r#"{"done":1}"#));
         self.leases[p].push(lease);
         Outcome::Saved(saved.expect("save"))
@@ -181,7 +182,7 @@ impl System {
     /// do; `None` when it holds none.
     pub(crate) fn ack_many(&mut self, p: usize, count: usize) -> Option<Outcome> {
         let n = count.min(self.leases[p].len());
-        let leases: Vec<Lease> = self.leases[p].drain(..n).collect();
+        let leases: Vec<Arc<Lease>> = self.leases[p].drain(..n).collect();
         if leases.is_empty() {
             return None;
         }
